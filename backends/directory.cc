@@ -1,0 +1,1 @@
+#include "backends/directory.h"

@@ -1,0 +1,1 @@
+#include "backends/lvm_snapshot.h"

@@ -1,0 +1,96 @@
+#include "src/chroot_def.h"
+
+namespace schroot {
+
+namespace {
+struct TypeName {
+  ChrootType type;
+  const char* name;
+};
+const TypeName kTypes[] = {
+    {ChrootType::kPlain, "plain"},
+    {ChrootType::kDirectory, "directory"},
+    {ChrootType::kFile, "file"},
+    {ChrootType::kLoopback, "loopback"},
+    {ChrootType::kBlockDevice, "block-device"},
+    {ChrootType::kLvmSnapshot, "lvm-snapshot"},
+    {ChrootType::kBtrfsSnapshot, "btrfs-snapshot"},
+    {ChrootType::kZfsSnapshot, "zfs-snapshot"},
+    {ChrootType::kCustom, "custom"},
+};
+struct UnionName {
+  UnionType type;
+  const char* name;
+};
+const UnionName kUnions[] = {
+    {UnionType::kNone, "none"},       {UnionType::kOverlay, "overlay"},
+    {UnionType::kOverlayfs, "overlayfs"}, {UnionType::kAufs, "aufs"},
+    {UnionType::kUnionfs, "unionfs"},
+};
+}  // namespace
+
+const char* to_string(ChrootType t) {
+  for (const auto& e : kTypes)
+    if (e.type == t) return e.name;
+  return "unknown";
+}
+
+const char* to_string(UnionType t) {
+  for (const auto& e : kUnions)
+    if (e.type == t) return e.name;
+  return "unknown";
+}
+
+std::optional<ChrootType> chroot_type_from_string(const std::string& s) {
+  for (const auto& e : kTypes)
+    if (s == e.name) return e.type;
+  return std::nullopt;
+}
+
+std::optional<UnionType> union_type_from_string(const std::string& s) {
+  for (const auto& e : kUnions)
+    if (s == e.name) return e.type;
+  return std::nullopt;
+}
+
+bool ChrootDef::session_capable() const {
+  if (type == ChrootType::kPlain) return false;
+  if (type == ChrootType::kCustom) return custom_session_cloneable;
+  return true;
+}
+
+bool ChrootDef::has_source() const {
+  if (!source_clone) return false;
+  switch (type) {
+    case ChrootType::kFile:
+    case ChrootType::kLvmSnapshot:
+    case ChrootType::kBtrfsSnapshot:
+    case ChrootType::kZfsSnapshot:
+      return true;
+    case ChrootType::kDirectory:
+    case ChrootType::kLoopback:
+    case ChrootType::kBlockDevice:
+      return is_union();
+    case ChrootType::kCustom:
+      return custom_source_cloneable;
+    case ChrootType::kPlain:
+      return false;
+  }
+  return false;
+}
+
+bool ChrootDef::purges() const {
+  switch (type) {
+    case ChrootType::kFile:
+    case ChrootType::kLvmSnapshot:
+    case ChrootType::kBtrfsSnapshot:
+    case ChrootType::kZfsSnapshot:
+      return true;
+    case ChrootType::kCustom:
+      return custom_session_purgeable;
+    default:
+      return is_union();
+  }
+}
+
+}  // namespace schroot

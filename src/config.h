@@ -1,0 +1,60 @@
+// Config: chroot.conf, schroot.conf and chroot.d/* → validated ChrootDef values.
+// Reads every file, collects every problem (file:line: [chroot] key: message), and
+// throws one ConfigError listing all errors; warnings are returned for the caller
+// to print. Never half-loads: either every chroot is usable or none is.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "src/chroot_def.h"
+#include "src/error.h"
+#include "src/paths.h"
+
+namespace schroot {
+
+enum class Namespace { kChroot, kSource, kSession };
+const char* to_string(Namespace ns);  // "chroot", "source", "session"
+
+struct ChrootSet {
+  std::map<std::string, ChrootDef> chroots;  // by real name
+  // "chroot:ALIAS" → "chroot:NAME", "chroot:NAME" → itself, "chroot:A-source" →
+  // "source:NAME", "source:NAME" → itself, ... as schroot 1.6 builds its alias table.
+  std::map<std::string, std::string> alias_table;
+  std::vector<ConfigProblem> warnings;
+  std::vector<std::string> notes;  // --verbose notes (ignored chroot.d names, ...)
+
+  // Resolves "NAME", "chroot:NAME", "source:NAME" or an alias, with a default
+  // namespace for names given without one. Returns nullptr when not found.
+  struct Found {
+    Namespace ns;
+    const ChrootDef* def;
+    std::string selected;  // the name as the user typed it, namespace stripped
+  };
+  std::optional<Found> find(const std::string& selector, Namespace default_ns) const;
+};
+
+class Config {
+ public:
+  // Reads $sysconfdir/schroot/{schroot.conf,chroot.conf} (those that exist) and
+  // chroot.d/* (names filtered as schroot 1.6.13 does). Files must be root-owned,
+  // not world-writable, regular. Throws ConfigError with every error found.
+  static ChrootSet load(const Paths& paths);
+
+  // The same for an explicit list of files (tests). check_owner=false skips the
+  // root-ownership check so unit tests can run unprivileged.
+  static ChrootSet load_files(const std::vector<std::string>& files, bool check_owner = true);
+
+  // Parses keyfile text held in memory (tests, session records).
+  static ChrootSet load_text(const std::string& text, const std::string& file_name);
+
+  // Rebuilds one ChrootDef from a key map (the `keys` of a ChrootDef stored in a
+  // session record). Throws ConfigError if the keys are invalid.
+  static ChrootDef from_keys(const std::string& name, const std::map<std::string, std::string>& keys);
+
+  // schroot's keyfile text for --config: "[name]" then sorted key=value lines.
+  static std::string to_keyfile(const std::string& group, const std::map<std::string, std::string>& keys);
+};
+
+}  // namespace schroot

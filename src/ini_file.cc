@@ -1,0 +1,1 @@
+#include "src/ini_file.h"

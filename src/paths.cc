@@ -1,0 +1,29 @@
+#include "src/paths.h"
+
+#ifndef SCHROOT_SYSCONF_DIR
+#error "SCHROOT_SYSCONF_DIR must be defined by the build"
+#endif
+
+namespace schroot {
+
+static Paths make(const std::string& sysconf, const std::string& state, const std::string& run) {
+  Paths p;
+  p.sysconf_dir = sysconf;
+  p.session_dir = state + "/session";
+  p.overlay_dir = state + "/union/overlay";
+  p.underlay_dir = state + "/union/underlay";
+  p.claims_dir = state + "/claims";
+  p.mount_dir = run + "/mount";
+  p.lock_dir = run + "/lock";
+  return p;
+}
+
+Paths Paths::installed() {
+  return make(SCHROOT_SYSCONF_DIR, SCHROOT_STATE_DIR, SCHROOT_RUN_DIR);
+}
+
+Paths Paths::under(const std::string& root) {
+  return make(root + "/etc/schroot", root + "/var/lib/schroot", root + "/run/schroot");
+}
+
+}  // namespace schroot

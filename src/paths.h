@@ -1,0 +1,31 @@
+// Every directory the program uses, derived from configure's directories at build
+// time. The installed binary only ever uses Paths::installed(): no environment
+// variable or option redirects them (the binary is setuid). Tests either run the
+// binary in a private mount namespace with temporary directories bind-mounted over
+// these paths, or call library code with Paths::under(tmpdir).
+#pragma once
+
+#include <string>
+
+namespace schroot {
+
+struct Paths {
+  std::string sysconf_dir;   // $sysconfdir/schroot: chroot.conf, chroot.d/, setup.d/, profiles
+  std::string session_dir;   // $localstatedir/lib/schroot/session: one record per session
+  std::string overlay_dir;   // $localstatedir/lib/schroot/union/overlay
+  std::string underlay_dir;  // $localstatedir/lib/schroot/union/underlay
+  std::string claims_dir;    // $localstatedir/lib/schroot/claims: source claims, one per source
+  std::string mount_dir;     // $runstatedir/schroot/mount: session mount points
+  std::string lock_dir;      // $runstatedir/schroot/lock: manage.lock and session locks
+
+  std::string chroot_conf() const { return sysconf_dir + "/chroot.conf"; }
+  std::string schroot_conf() const { return sysconf_dir + "/schroot.conf"; }
+  std::string chroot_d() const { return sysconf_dir + "/chroot.d"; }
+  std::string setup_d() const { return sysconf_dir + "/setup.d"; }
+
+  static Paths installed();
+  // The same layout below one root, for unit tests: ROOT/etc/schroot, ROOT/var/lib/schroot, ...
+  static Paths under(const std::string& root);
+};
+
+}  // namespace schroot

@@ -1,0 +1,1 @@
+#include "src/sys/loop_device.h"

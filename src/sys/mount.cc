@@ -1,0 +1,1 @@
+#include "src/sys/mount.h"
