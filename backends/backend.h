@@ -1,1 +1,46 @@
+// SourceBackend: how one chroot type makes its tree appear for a session.
+// A backend first PLANS (fills the undo steps of its stages, before anything runs:
+// the record is written ahead with them), then DOES (00device, 10mount). Undo is
+// never the backend's code: the engine replays the planned steps generically.
 #pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/chroot_def.h"
+#include "src/paths.h"
+#include "src/record.h"
+
+namespace schroot::backends {
+
+// What the engine knows about the session being built; backends fill mount_device.
+struct SessionContext {
+  const ChrootDef& def;
+  const Paths& paths;
+  std::string id;
+  std::string mount_location;  // where the chroot's tree must appear (exists, empty)
+  bool source_session = false; // source:NAME: the source itself, read-write, no union
+  bool recovering = false;     // remounting an existing session after a reboot
+  std::string mount_device;    // set by the device stage (/dev/loopN), for hooks and --info
+};
+
+class SourceBackend {
+ public:
+  virtual ~SourceBackend() = default;
+  // Undo steps of 00device and 10mount, in doing order.
+  virtual void plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const = 0;
+  virtual void plan_mount(const SessionContext& ctx, const std::string& target,
+                          std::vector<UndoStep>& undo) const = 0;
+  // 00device: attach a loop device, create a snapshot, ... (nothing for directory).
+  virtual void attach_device(SessionContext& ctx) const = 0;
+  // 10mount: make the tree appear at target (an existing empty directory).
+  virtual void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const = 0;
+  // Session keys this backend adds to the record (mount-device, union dirs, ...).
+  virtual void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
+    (void)ctx;
+    (void)keys;
+  }
+};
+
+}  // namespace schroot::backends

@@ -1,1 +1,26 @@
+// loopback: the chroot is a filesystem image (file=). 00device attaches it to a
+// loop device (autoclear, read-only when it is a union's lower layer, verified by
+// the backing file's dev/ino); 10mount mounts the device. Undo unmounts, then
+// detaches only loop devices bound to this image and labelled with this session.
 #pragma once
+
+#include "backends/backend.h"
+
+namespace schroot::backends {
+
+class LoopbackBackend : public SourceBackend {
+ public:
+  void plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const override;
+  void plan_mount(const SessionContext& ctx, const std::string& target,
+                  std::vector<UndoStep>& undo) const override;
+  void attach_device(SessionContext& ctx) const override;
+  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
+  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
+
+  // Filesystem type from the image's superblock (ext2/3/4, xfs, btrfs, squashfs), or "".
+  static std::string detect_filesystem(const std::string& device_or_file);
+  // mount-options as schroot 1.6 takes them ("-t jfs -o quota,rw" or "quota,rw").
+  static void parse_mount_options(const std::string& raw, std::string& fstype, std::string& options);
+};
+
+}  // namespace schroot::backends

@@ -1,1 +1,103 @@
 #include "backends/overlay.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/error.h"
+#include "src/sys/fs.h"
+#include "src/sys/mount.h"
+
+namespace schroot::backends {
+
+namespace {
+std::string base_or(const std::string& configured, const std::string& fallback) {
+  return configured.empty() ? fallback : configured;
+}
+
+// mkdir that treats an existing directory as fine only when recovering.
+void make_dir(const std::string& path, bool may_exist) {
+  if (::mkdir(path.c_str(), 0755) == 0) return;
+  if (errno == EEXIST && may_exist) return;
+  if (errno == EEXIST)
+    throw UserError("union directory ‘" + path + "’ already exists: a session with this id is still "
+                    "present or was not cleaned up (try --recover-session or --end-session)");
+  throw SystemError("mkdir", path, errno);
+}
+
+// Overlayfs option values may not contain ',' (separator) and ':' (lower layer list).
+void check_option_path(const std::string& path) {
+  if (path.find_first_of(",:\\") != std::string::npos)
+    throw UserError("overlay: path ‘" + path + "’ contains ',', ':' or '\\', which overlayfs options cannot carry");
+}
+}  // namespace
+
+std::string OverlayBackend::overlay_dir(const SessionContext& ctx) {
+  return base_or(ctx.def.union_overlay_directory, ctx.paths.overlay_dir) + "/" + ctx.id;
+}
+
+std::string OverlayBackend::underlay_dir(const SessionContext& ctx) {
+  return base_or(ctx.def.union_underlay_directory, ctx.paths.underlay_dir) + "/" + ctx.id;
+}
+
+void OverlayBackend::plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const {
+  lower_->plan_device(ctx, undo);
+}
+
+void OverlayBackend::plan_mount(const SessionContext& ctx, const std::string& target,
+                                std::vector<UndoStep>& undo) const {
+  const std::string under = underlay_dir(ctx);
+  undo.push_back({UndoStep::Op::kRemoveDir, under, "", 0, 0, "", "10mount underlay"});
+  lower_->plan_mount(ctx, under, undo);
+  // Purging the upper dir comes after the overlay is unmounted (reverse order) and
+  // remove_tree never crosses a mount, so a still-mounted bind can never be wiped.
+  undo.push_back({UndoStep::Op::kRemoveTree, overlay_dir(ctx), "", 0, 0, "", "10mount overlay"});
+  undo.push_back({UndoStep::Op::kUnmountTree, target, "", 0, 0, "", "10mount"});
+}
+
+void OverlayBackend::attach_device(SessionContext& ctx) const { lower_->attach_device(ctx); }
+
+void OverlayBackend::mount_tree(SessionContext& ctx, const std::string& target, bool) const {
+  const std::string under = underlay_dir(ctx);
+  const std::string over = overlay_dir(ctx);
+  sys::mkdir_p(base_or(ctx.def.union_underlay_directory, ctx.paths.underlay_dir), 0755);
+  sys::mkdir_p(base_or(ctx.def.union_overlay_directory, ctx.paths.overlay_dir), 0755);
+  make_dir(under, /*may_exist=*/true);
+  // The overlay dir holds the session's changes: after a reboot it must exist.
+  if (ctx.recovering) {
+    struct stat st;
+    if (::stat(over.c_str(), &st) != 0)
+      throw UserError("missing overlay directory ‘" + over + "’ for session " + ctx.id + ": can't recover");
+  }
+  make_dir(over, /*may_exist=*/ctx.recovering);
+  make_dir(over + "/upper", ctx.recovering);
+  make_dir(over + "/work", ctx.recovering);
+  lower_->mount_tree(ctx, under, /*read_only=*/true);
+
+  check_option_path(under);
+  check_option_path(over);
+  std::string options = "lowerdir=" + under + ",upperdir=" + over + "/upper,workdir=" + over + "/work";
+  if (!ctx.def.union_mount_options.empty()) options += "," + ctx.def.union_mount_options;
+  sys::UniqueFd target_fd = sys::open_path(target);
+  try {
+    sys::mount_filesystem("overlay", ctx.def.name, options, target_fd.get());
+  } catch (const SystemError& e) {
+    throw UserError(ctx.def.name + ": cannot mount the overlay union on " + target + ": " + e.what() +
+                    (e.code().value() == ENODEV
+                         ? "\nI: the kernel has no overlay filesystem (module 'overlay' not loaded?)"
+                         : "\nI: the upper directory " + over +
+                               " must be on a filesystem that supports overlay upper dirs "
+                               "(not overlayfs itself; needs d_type and trusted xattrs)"));
+  }
+  sys::UniqueFd mounted = sys::open_path(target);
+  sys::make_private(mounted.get(), false);
+}
+
+void OverlayBackend::session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
+  lower_->session_keys(ctx, keys);
+  keys["union-overlay-directory"] = overlay_dir(ctx);
+  keys["union-underlay-directory"] = underlay_dir(ctx);
+}
+
+}  // namespace schroot::backends

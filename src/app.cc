@@ -1,10 +1,250 @@
 #include "src/app.h"
 
+#include <sys/auxv.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <iostream>
+
+#include "backends/registry.h"
+#include "src/cli.h"
+#include "src/config.h"
+#include "src/error.h"
+#include "src/log.h"
+#include "src/output.h"
+#include "src/session.h"
+
+extern char** environ;
 
 namespace schroot {
-int run_app(int, char**) {
-  std::puts("schroot " SCHROOT_VERSION);
+
+namespace {
+
+void print_config_error(const ConfigError& e) {
+  for (const auto& p : e.problems()) (p.is_error() ? log_error : log_warning)(p.to_string());
+}
+
+std::string version_text() {
+  std::string s = "schroot (schroot) " SCHROOT_VERSION "\n"
+                  "A chroot session manager compatible with schroot 1.6.\n\n"
+                  "Configured features:\n  PERSONALITY  Linux kernel Application Binary Interface switching\n"
+                  "  UNION        Support for filesystem unioning (overlay)\n\n"
+                  "Available chroot types:\n ";
+  for (const auto& t : backends::supported_types()) s += " " + t;
+  s += "\nAvailable union types:\n ";
+  for (const auto& t : backends::supported_union_types()) s += " " + t;
+  return s + "\n";
+}
+
+SessionRequest to_session_request(const Request& r) {
+  SessionRequest s;
+  s.user = r.user;
+  s.directory = r.directory;
+  s.shell = r.shell;
+  s.preserve_environment = r.preserve_environment;
+  s.command = r.command;
+  s.options = r.options;
+  s.session_name = r.session_name;
+  s.force = r.force;
+  s.session_lock_timeout = r.session_lock_timeout;
+  s.source_lock_timeout = r.source_lock_timeout;
+  return s;
+}
+
+// Names of sessions selected by -c (session namespace by default) or --all-sessions.
+std::vector<std::string> selected_sessions(const Request& req, const SessionManager& sessions) {
+  if (req.all_sessions) return sessions.session_ids();
+  std::vector<std::string> ids, missing;
+  for (std::string name : req.chroots) {
+    const std::string prefix = "session:";
+    if (name.compare(0, prefix.size(), prefix) == 0) name = name.substr(prefix.size());
+    if (name.find(':') != std::string::npos || !RecordStore(Paths::installed()).exists(name)) {
+      missing.push_back(name);
+      continue;
+    }
+    ids.push_back(name);
+  }
+  (void)sessions;
+  if (!missing.empty()) {
+    std::string names;
+    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+    throw UserError(names + (missing.size() == 1 ? ": Session not found" : ": Sessions not found"));
+  }
+  return ids;
+}
+
+int session_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
+  SessionRequest sreq = to_session_request(req);
+  switch (req.action) {
+    case Action::kBegin: {
+      auto found = chroots.find(req.chroots.front(), Namespace::kChroot);
+      if (!found) throw UserError(req.chroots.front() + ": Chroot not found");
+      if (found->ns == Namespace::kSession) throw UserError(req.chroots.front() + ": is a session; cannot begin a session of it");
+      if (found->def->type == ChrootType::kPlain) {
+        // schroot 1.6: a plain chroot has no sessions; -b prints its name.
+        std::cout << found->def->name << std::endl;
+        return 0;
+      }
+      std::string id = sessions.begin(*found, sreq);
+      std::cout << id << std::endl;
+      return 0;
+    }
+    case Action::kAutomatic: {
+      std::vector<ChrootSet::Found> targets;
+      std::vector<std::string> missing;
+      for (const auto& name : req.chroots) {
+        auto found = chroots.find(name, Namespace::kChroot);
+        if (!found)
+          missing.push_back(name);
+        else
+          targets.push_back(*found);
+      }
+      if (!missing.empty()) {
+        std::string names;
+        for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+        throw UserError(names + (missing.size() == 1 ? ": Chroot not found" : ": Chroots not found"));
+      }
+      if (req.all_chroots || req.all_source_chroots) {
+        for (const auto& [name, def] : chroots.chroots) {
+          if (req.all_chroots) targets.push_back({Namespace::kChroot, &def, name});
+          if (req.all_source_chroots && def.has_source()) targets.push_back({Namespace::kSource, &def, name});
+        }
+      }
+      int status = 0;
+      for (const auto& t : targets) {
+        if (t.def->type == ChrootType::kPlain && t.ns == Namespace::kChroot) {
+          status = sessions.run_plain(t, sreq);
+        } else if (targets.size() == 1) {
+          status = sessions.automatic(t, sreq);
+        } else {
+          // Each automatic session gets its own mount namespace: run it in a child.
+          pid_t pid = ::fork();
+          if (pid < 0) throw SystemError("fork", "", errno);
+          if (pid == 0) {
+            try {
+              ::_exit(sessions.automatic(t, sreq));
+            } catch (const std::exception& e) {
+              log_error(e.what());
+              ::_exit(1);
+            }
+          }
+          int ws = 0;
+          while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+          }
+          status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 1;
+        }
+      }
+      return status;
+    }
+    case Action::kRun: {
+      int status = 0;
+      for (const auto& id : selected_sessions(req, sessions)) status = sessions.run(id, sreq);
+      return status;
+    }
+    case Action::kEnd:
+    case Action::kRecover: {
+      int status = 0;
+      for (const auto& id : selected_sessions(req, sessions)) {
+        try {
+          if (req.action == Action::kEnd)
+            sessions.end(id, sreq);
+          else
+            sessions.recover(id, sreq);
+        } catch (const UserError& e) {
+          // With --all-sessions every session gets its turn; report and go on.
+          if (!req.all_sessions) throw;
+          log_error(e.what());
+          status = 1;
+        }
+      }
+      return status;
+    }
+    default:
+      return 1;
+  }
+}
+
+int read_only_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
+  OutputSelection sel;
+  sel.names = req.chroots;
+  sel.all_chroots = req.all_chroots;
+  sel.all_sessions = req.all_sessions;
+  sel.all_source_chroots = req.all_source_chroots;
+  sel.exclude_aliases = req.exclude_aliases;
+  if (req.chroots.empty() && !req.any_all()) {
+    // Default: all chroots (and source chroots for --list/--info).
+    sel.all_chroots = true;
+    sel.all_source_chroots = req.action == Action::kList || req.action == Action::kInfo;
+  }
+  std::vector<SessionRecord> records;
+  for (const auto& id : sessions.session_ids()) {
+    try {
+      records.push_back(sessions.read_record(id));
+    } catch (const std::exception& e) {
+      log_warning(e.what());
+    }
+  }
+  std::string out;
+  switch (req.action) {
+    case Action::kList:
+      out = render_list(chroots, records, sel);
+      break;
+    case Action::kInfo:
+      out = render_info(chroots, records, sel);
+      break;
+    case Action::kConfig:
+      out = render_config(chroots, records, sel);
+      break;
+    case Action::kLocation:
+      out = render_location(chroots, records, sel);
+      break;
+    default:
+      break;
+  }
+  std::cout << out << std::flush;
   return 0;
 }
+
+}  // namespace
+
+int run_app(int argc, char** argv) {
+  try {
+    Request req = parse_command_line(argc, argv);
+    set_verbosity(req.verbosity);
+    set_debug(!req.debug_level.empty() && req.debug_level != "none");
+    for (const auto& w : req.warnings) log_warning(w);
+    if (req.action == Action::kHelp) {
+      std::cout << help_text();
+      return 0;
+    }
+    if (req.action == Action::kVersion) {
+      std::cout << version_text();
+      return 0;
+    }
+    const Paths paths = Paths::installed();
+    ChrootSet chroots;
+    try {
+      chroots = Config::load(paths);
+    } catch (const ConfigError& e) {
+      print_config_error(e);
+      return 1;
+    }
+    for (const auto& w : chroots.warnings) log_warning(w.to_string());
+    for (const auto& n : chroots.notes) log_info(n);
+    SessionManager sessions(paths, environ);
+    switch (req.action) {
+      case Action::kList:
+      case Action::kInfo:
+      case Action::kConfig:
+      case Action::kLocation:
+        return read_only_action(req, chroots, sessions);
+      default:
+        return session_action(req, chroots, sessions);
+    }
+  } catch (const std::exception& e) {
+    log_error(e.what());
+    return 1;
+  }
+}
+
 }  // namespace schroot

@@ -93,6 +93,9 @@ struct ChrootDef {
 
   // Every key as read, after validation, for --config and the session record.
   std::map<std::string, std::string> keys;
+  // The line each key was read from (definitions only), for later messages such as
+  // alias clashes found when all files are read.
+  std::map<std::string, int> key_lines;
 
   // Derived facts.
   bool session_capable() const;  // not plain (and custom only when session-cloneable)

@@ -1,1 +1,188 @@
 #include "src/cli.h"
+
+#include <boost/program_options.hpp>
+#include <sstream>
+
+#include "src/error.h"
+
+namespace schroot {
+
+namespace po = boost::program_options;
+
+namespace {
+
+struct OptionGroups {
+  po::options_description actions{"Actions"};
+  po::options_description general{"General options"};
+  po::options_description selection{"Chroot selection"};
+  po::options_description environment{"Chroot environment"};
+  po::options_description session_actions{"Session actions"};
+  po::options_description session_options{"Session options"};
+  po::options_description locks{"Lock options"};
+  po::options_description hidden{"Hidden options"};
+  po::options_description visible{"schroot - run commands in chroot environments"};
+  po::options_description all;
+
+  OptionGroups() {
+    actions.add_options()                                             //
+        ("help,h", "Show help options")                               //
+        ("version,V", "Print version information")                   //
+        ("list,l", "List available chroots")                          //
+        ("info,i", "Show information about selected chroots")        //
+        ("config", "Dump configuration of selected chroots")         //
+        ("location", "Print location of selected chroots");
+    general.add_options()                                     //
+        ("quiet,q", "Show less output")                       //
+        ("verbose,v", "Show more output")                     //
+        ("debug", po::value<std::string>(), "Enable debugging messages (none|notice|info|warning|critical)");
+    selection.add_options()                                                             //
+        ("chroot,c", po::value<std::vector<std::string>>(), "Use specified chroot")    //
+        ("all,a", "Select all chroots, source chroots and active sessions")            //
+        ("all-chroots", "Select all chroots")                                          //
+        ("all-sessions", "Select all active sessions")                                 //
+        ("all-source-chroots", "Select all source chroots")                            //
+        ("exclude-aliases", "Do not include aliases");
+    environment.add_options()                                                            //
+        ("directory,d", po::value<std::string>(), "Directory to use")                    //
+        ("shell,s", po::value<std::string>(), "Shell to use as login shell")            //
+        ("user,u", po::value<std::string>(), "Username (default current user)")         //
+        ("preserve-environment,p", "Preserve user environment")                         //
+        ("option,o", po::value<std::vector<std::string>>(), "Set option KEY=VALUE");
+    session_actions.add_options()                                           //
+        ("automatic-session", "Begin, run and end a session automatically")  //
+        ("begin-session,b", "Begin a session; returns a session ID")         //
+        ("recover-session", "Recover an existing session")                   //
+        ("run-session,r", "Run an existing session")                         //
+        ("end-session,e", "End an existing session");
+    session_options.add_options()                                                  //
+        ("session-name,n", po::value<std::string>(), "Session name (defaults to an automatically generated name)")  //
+        ("force,f", "Force operation: kill processes still running in a session to end it");
+    locks.add_options()  //
+        ("session-lock-timeout", po::value<int>(),
+         "Seconds to wait for a busy session (default 30, or chroot.conf)")  //
+        ("source-lock-timeout", po::value<int>(),
+         "Seconds to wait for a source chroot in use (default 30, or chroot.conf)");
+    hidden.add_options()("command", po::value<std::vector<std::string>>(), "Command to run");
+    visible.add(actions).add(general).add(selection).add(environment).add(session_actions)
+        .add(session_options).add(locks);
+    all.add(visible).add(hidden);
+  }
+};
+
+void set_action(Request& r, Action a, bool& seen) {
+  if (seen) throw UserError("Only one action may be specified");
+  seen = true;
+  r.action = a;
+}
+
+}  // namespace
+
+std::string help_text() {
+  OptionGroups g;
+  std::ostringstream out;
+  out << "Usage:\n  schroot  [OPTION…] [COMMAND] — run command or shell in a chroot\n\n" << g.visible;
+  return out.str();
+}
+
+Request parse_command_line(int argc, const char* const* argv) {
+  OptionGroups g;
+  po::positional_options_description positional;
+  positional.add("command", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(g.all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UserError(std::string(e.what()) + "\nI: Run “schroot --help” to list usage example and all available options");
+  }
+
+  Request r;
+  bool action_seen = false;
+  const std::pair<const char*, Action> action_flags[] = {
+      {"help", Action::kHelp},
+      {"version", Action::kVersion},
+      {"list", Action::kList},
+      {"info", Action::kInfo},
+      {"config", Action::kConfig},
+      {"location", Action::kLocation},
+      {"automatic-session", Action::kAutomatic},
+      {"begin-session", Action::kBegin},
+      {"recover-session", Action::kRecover},
+      {"run-session", Action::kRun},
+      {"end-session", Action::kEnd},
+  };
+  for (const auto& [flag, action] : action_flags)
+    if (vm.count(flag)) set_action(r, action, action_seen);
+
+  if (vm.count("chroot")) r.chroots = vm["chroot"].as<std::vector<std::string>>();
+  if (vm.count("all")) r.all_chroots = r.all_sessions = r.all_source_chroots = true;
+  if (vm.count("all-chroots")) r.all_chroots = true;
+  if (vm.count("all-sessions")) r.all_sessions = true;
+  if (vm.count("all-source-chroots")) r.all_source_chroots = true;
+  r.exclude_aliases = vm.count("exclude-aliases") > 0;
+  if (vm.count("user")) r.user = vm["user"].as<std::string>();
+  if (vm.count("directory")) r.directory = vm["directory"].as<std::string>();
+  if (vm.count("shell")) r.shell = vm["shell"].as<std::string>();
+  r.preserve_environment = vm.count("preserve-environment") > 0;
+  if (vm.count("option")) {
+    for (const auto& kv : vm["option"].as<std::vector<std::string>>()) {
+      auto eq = kv.find('=');
+      // schroot 1.6: no '=' sets the key to the empty string.
+      if (eq == std::string::npos)
+        r.options.emplace_back(kv, "");
+      else
+        r.options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+  }
+  if (vm.count("session-name")) r.session_name = vm["session-name"].as<std::string>();
+  r.force = vm.count("force") > 0;
+  if (vm.count("quiet")) {
+    r.verbosity = Verbosity::kQuiet;
+    r.verbosity_set = true;
+  }
+  if (vm.count("verbose")) {
+    if (vm.count("quiet")) r.warnings.push_back("--quiet and --verbose may not be used at the same time; using verbose");
+    r.verbosity = Verbosity::kVerbose;
+    r.verbosity_set = true;
+  }
+  if (vm.count("debug")) {
+    r.debug_level = vm["debug"].as<std::string>();
+    static const char* const kLevels[] = {"none", "notice", "info", "warning", "critical"};
+    bool ok = false;
+    for (const char* l : kLevels) ok = ok || r.debug_level == l;
+    if (!ok) throw UserError("Invalid debug level: " + r.debug_level);
+  }
+  auto timeout = [&](const char* name) {
+    if (!vm.count(name)) return -1;
+    int v = vm[name].as<int>();
+    if (v < 0) throw UserError(std::string("--") + name + ": must not be negative (" + std::to_string(v) + ")");
+    return v;
+  };
+  r.session_lock_timeout = timeout("session-lock-timeout");
+  r.source_lock_timeout = timeout("source-lock-timeout");
+  if (vm.count("command")) r.command = vm["command"].as<std::vector<std::string>>();
+
+  // Selection rules (schroot 1.6's check_actions).
+  if (!r.chroots.empty() && r.any_all()) {
+    r.warnings.push_back("--chroot and --all may not be used at the same time; using --chroots only");
+    r.all_chroots = r.all_sessions = r.all_source_chroots = false;
+  }
+  if (!r.session_name.empty() && r.action != Action::kBegin) {
+    if (r.is_session_action())
+      throw UserError("--session-name is not permitted for the specified action; did you mean to use --chroot?");
+    throw UserError("--session-name is not permitted for the specified action");
+  }
+  if (r.action == Action::kBegin && (r.chroots.size() != 1 || r.any_all()))
+    throw UserError("Exactly one chroot must be specified when beginning a session");
+  if (r.action == Action::kAutomatic) {
+    // Automatic sessions run in chroots and source chroots, never in sessions.
+    r.all_sessions = false;
+    if (r.chroots.empty() && !r.all_chroots && !r.all_source_chroots) r.chroots.push_back("default");
+  }
+  if ((r.action == Action::kBegin || r.action == Action::kEnd || r.action == Action::kRecover) &&
+      !r.command.empty())
+    throw UserError("A command may not be given with --begin-session, --end-session or --recover-session");
+  return r;
+}
+
+}  // namespace schroot

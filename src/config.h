@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,14 @@ struct ChrootSet {
   std::optional<Found> find(const std::string& selector, Namespace default_ns) const;
 };
 
+// Where a key map comes from: a chroot definition (chroot.conf) or a session record,
+// which may also hold the session-only keys (name, mount-location, original-name,
+// selected-name, mount-device, union directories with the session id, ...).
+enum class KeyOrigin { kDefinition, kSessionRecord };
+
+// schroot 1.6's default environment-filter.
+extern const char* const kDefaultEnvironmentFilter;
+
 class Config {
  public:
   // Reads $sysconfdir/schroot/{schroot.conf,chroot.conf} (those that exist) and
@@ -52,6 +61,29 @@ class Config {
   // Rebuilds one ChrootDef from a key map (the `keys` of a ChrootDef stored in a
   // session record). Throws ConfigError if the keys are invalid.
   static ChrootDef from_keys(const std::string& name, const std::map<std::string, std::string>& keys);
+  // The same with an explicit origin: kDefinition refuses session-only keys.
+  static ChrootDef from_keys(const std::string& name, const std::map<std::string, std::string>& keys,
+                             KeyOrigin origin);
+
+  // The resolved key map of a definition (what ChrootDef::keys holds after parsing):
+  // every general key with its value or default, the type's keys and the custom keys.
+  // Call it again after changing fields (a session's users, say).
+  static std::map<std::string, std::string> keys_of(const ChrootDef& def);
+
+  // The source:NAME chroot of def (def.has_source() must be true), as schroot 1.6's
+  // clone_source makes it: description + " (source chroot)", users/groups from the
+  // source-* keys, union removed, lvm-snapshot → block-device on the origin,
+  // btrfs-snapshot → directory on the source subvolume.
+  static ChrootDef source_of(const ChrootDef& def);
+
+  // schroot 1.6.13's name rule for chroot names, aliases, session names and chroot.d
+  // file names: ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$, not ending in dpkg-old|dist|new|tmp.
+  static bool valid_name(const std::string& name);
+
+  // A permitted custom key (foo.bar-baz): ^([a-z][a-z0-9]*\.)+[a-z][a-z0-9-]*$ and not
+  // reserved (auth., chroot., host., libexec., mount., session., status., sysconf.,
+  // setup.data.dir).
+  static bool valid_custom_key(const std::string& key);
 
   // schroot's keyfile text for --config: "[name]" then sorted key=value lines.
   static std::string to_keyfile(const std::string& group, const std::map<std::string, std::string>& keys);

@@ -1,1 +1,401 @@
 #include "src/environment.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <regex.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/chroot_def.h"
+#include "src/error.h"
+#include "src/record.h"
+
+namespace schroot {
+
+// ---- Envp / Environment ----------------------------------------------------------
+
+char* const* Envp::get() {
+  p.clear();
+  p.reserve(s.size() + 1);
+  for (auto& str : s) p.push_back(str.data());
+  p.push_back(nullptr);
+  return p.data();
+}
+
+void Environment::set(const std::string& name, const std::string& value) {
+  if (name.empty()) return;
+  if (value.empty()) {
+    vars_.erase(name);
+    return;
+  }
+  vars_[name] = value;
+}
+
+void Environment::unset(const std::string& name) { vars_.erase(name); }
+
+std::optional<std::string> Environment::get(const std::string& name) const {
+  auto it = vars_.find(name);
+  if (it == vars_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Environment::add_from_envp(char** envp) {
+  if (envp == nullptr) return;
+  for (char** e = envp; *e != nullptr; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq == nullptr || eq == *e) continue;
+    set(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
+  }
+}
+
+void Environment::add(const std::vector<std::string>& name_eq_value) {
+  for (const auto& entry : name_eq_value) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    set(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+}
+
+void Environment::remove_matching(const std::string& posix_extended_regex) {
+  if (posix_extended_regex.empty()) return;
+  regex_t re;
+  int rc = regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB);
+  if (rc != 0) {
+    char buf[256];
+    regerror(rc, &re, buf, sizeof buf);
+    throw UserError("Invalid environment-filter ‘" + posix_extended_regex + "’: " + buf);
+  }
+  for (auto it = vars_.begin(); it != vars_.end();) {
+    if (regexec(&re, it->first.c_str(), 0, nullptr, 0) == 0)
+      it = vars_.erase(it);
+    else
+      ++it;
+  }
+  regfree(&re);
+}
+
+std::vector<std::string> Environment::to_strings() const {
+  std::vector<std::string> out;
+  out.reserve(vars_.size());
+  for (const auto& [name, value] : vars_) out.push_back(name + "=" + value);
+  return out;
+}
+
+Envp Environment::to_envp() const {
+  Envp e;
+  e.s = to_strings();
+  e.get();
+  return e;
+}
+
+// ---- users -----------------------------------------------------------------------
+
+namespace {
+
+size_t initial_buffer(int which) {
+  long n = sysconf(which);
+  return n > 0 ? static_cast<size_t>(n) : 16384;
+}
+
+std::string group_name(gid_t gid) {
+  std::vector<char> buf(initial_buffer(_SC_GETGR_R_SIZE_MAX));
+  for (;;) {
+    struct group gr;
+    struct group* res = nullptr;
+    int rc = getgrgid_r(gid, &gr, buf.data(), buf.size(), &res);
+    if (rc == ERANGE) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (rc != 0 || res == nullptr) return std::to_string(gid);
+    return gr.gr_name;
+  }
+}
+
+UserInfo from_passwd(const struct passwd& pw) {
+  UserInfo u;
+  u.name = pw.pw_name;
+  u.uid = pw.pw_uid;
+  u.gid = pw.pw_gid;
+  u.group = group_name(pw.pw_gid);
+  u.home = pw.pw_dir ? pw.pw_dir : "";
+  u.shell = pw.pw_shell ? pw.pw_shell : "";
+  return u;
+}
+
+// Calls getpw*_r(key) with a growing buffer; nullopt when there is no such user.
+template <typename Key, typename Fn>
+std::optional<UserInfo> lookup_passwd(Key key, Fn fn, const std::string& what) {
+  std::vector<char> buf(initial_buffer(_SC_GETPW_R_SIZE_MAX));
+  for (;;) {
+    struct passwd pw;
+    struct passwd* res = nullptr;
+    int rc = fn(key, &pw, buf.data(), buf.size(), &res);
+    if (rc == ERANGE) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    // "Not found" is reported as 0/ENOENT/ESRCH/EBADF/EPERM depending on the NSS module.
+    if (rc != 0 && rc != ENOENT && rc != ESRCH && rc != EBADF && rc != EPERM)
+      throw SystemError("look up user", what, rc);
+    if (res == nullptr) return std::nullopt;
+    return from_passwd(pw);
+  }
+}
+
+}  // namespace
+
+UserInfo lookup_user(const std::string& name) {
+  auto u = lookup_passwd(name.c_str(), getpwnam_r, name);
+  if (!u) throw UserError("User ‘" + name + "’ not found");
+  return *u;
+}
+
+UserInfo lookup_uid(uid_t uid) {
+  auto u = lookup_passwd(uid, getpwuid_r, std::to_string(uid));
+  if (!u) throw UserError("No user with uid " + std::to_string(uid));
+  return *u;
+}
+
+// ---- the command's environment ------------------------------------------------------
+
+namespace {
+
+constexpr const char* kRootPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kUserPath = "/usr/local/bin:/usr/bin:/bin";
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += sep;
+    out += v[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+Environment command_environment(const CommandEnvInput& in) {
+  Environment caller;
+  caller.add_from_envp(in.caller_env);
+
+  Environment env;
+  env.set("PATH", in.target.uid == 0 ? kRootPath : kUserPath);
+  env.set("HOME", in.target.home.empty() ? "/" : in.target.home);
+  env.set("LOGNAME", in.target.name);
+  env.set("USER", in.target.name);
+  if (auto term = caller.get("TERM")) env.set("TERM", *term);
+  env.set("SHELL", in.shell.empty() ? in.target.shell : in.shell);
+
+  if (in.preserve) {
+    // For security PATH stays the sane root PATH when the target is root.
+    if (in.target.uid == 0) caller.unset("PATH");
+    for (const auto& entry : caller.to_strings()) env.add({entry});
+  }
+
+  env.remove_matching(in.filter_regex);
+
+  env.set("SCHROOT_COMMAND", join(in.command, " "));
+  env.set("SCHROOT_USER", in.caller.name);
+  env.set("SCHROOT_GROUP", in.caller.group);
+  env.set("SCHROOT_UID", std::to_string(in.caller.uid));
+  env.set("SCHROOT_GID", std::to_string(in.caller.gid));
+  env.set("SCHROOT_CHROOT_NAME", in.chroot_name);
+  env.set("SCHROOT_ALIAS_NAME", in.alias_name);
+  env.set("SCHROOT_SESSION_ID", in.session_id);
+  return env;
+}
+
+// ---- the setup.d environment --------------------------------------------------------
+
+std::string userdata_env_name(const std::string& key) {
+  std::string out = key;
+  for (char& c : out) {
+    if (c == '.' || c == '-')
+      c = '_';
+    else if (c >= 'a' && c <= 'z')
+      c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+namespace {
+
+const char* bool_str(bool b) { return b ? "true" : "false"; }
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string key_or_empty(const SessionRecord& r, const std::string& key) {
+  auto it = r.keys.find(key);
+  return it == r.keys.end() ? std::string() : it->second;
+}
+
+std::string under_sysconf(const std::string& sysconf, const std::string& rel) {
+  if (rel.empty() || rel[0] == '/') return rel;
+  return sysconf + "/" + rel;
+}
+
+// The session's description. The definition may have been rebuilt from a record
+// that already carries the suffixes, so they are added only once.
+std::string session_description(const std::string& base, bool source) {
+  static const std::string kSession = " (session chroot)";
+  static const std::string kSource = " (source chroot)";
+  std::string d = base;
+  if (ends_with(d, kSession)) d.erase(d.size() - kSession.size());
+  if (source && !ends_with(d, kSource)) d += kSource;
+  return d + kSession;
+}
+
+// The type the session's chroot has: a source clone accesses the base storage
+// directly (schroot 1.6 chroot_source_setup: lvm-snapshot → block-device,
+// btrfs-snapshot → directory).
+ChrootType effective_type(const ChrootDef& def, bool source) {
+  if (!source) return def.type;
+  switch (def.type) {
+    case ChrootType::kLvmSnapshot:
+      return ChrootType::kBlockDevice;
+    case ChrootType::kBtrfsSnapshot:
+      return ChrootType::kDirectory;
+    default:
+      return def.type;
+  }
+}
+
+}  // namespace
+
+Environment hook_environment(const HookContext& ctx) {
+  const ChrootDef& def = *ctx.def;
+  const SessionRecord& rec = *ctx.record;
+  Environment env;
+
+  // Custom keys first, so that no custom key can replace a built-in variable.
+  for (const auto& [key, value] : def.userdata) env.set(userdata_env_name(key), value);
+  for (const char* k : {"SETUP_CONFIG", "SETUP_COPYFILES", "SETUP_FSTAB", "SETUP_NSSDATABASES",
+                        "SETUP_SERVICES"})
+    env.unset(k);
+  env.set("SETUP_CONFIG", def.setup_config);
+  env.set("SETUP_COPYFILES", def.setup_copyfiles);
+  env.set("SETUP_FSTAB", def.setup_fstab);
+  env.set("SETUP_NSSDATABASES", def.setup_nssdatabases);
+  env.set("SETUP_SERVICES", join(def.setup_services, ","));
+
+  env.set("AUTH_USER", ctx.auth_user.name);
+  env.set("AUTH_UID", std::to_string(ctx.auth_user.uid));
+  env.set("AUTH_GID", std::to_string(ctx.auth_user.gid));
+  env.set("AUTH_HOME", ctx.auth_user.home);
+  env.set("AUTH_SHELL", ctx.auth_user.shell);
+  env.set("AUTH_RUSER", ctx.real_user.name);
+  env.set("AUTH_RUID", std::to_string(ctx.real_user.uid));
+  env.set("AUTH_RGID", std::to_string(ctx.real_user.gid));
+  env.set("AUTH_RGROUP", ctx.real_user.group);
+
+  env.set("VERBOSE", ctx.verbosity);
+  env.set("MOUNT_DIR", ctx.mount_dir);
+  env.set("SYSCONF_DIR", ctx.sysconf_dir);
+  env.set("LIBEXEC_DIR", ctx.libexec_dir);
+  env.set("DATA_DIR", ctx.data_dir);
+  env.set("SETUP_DATA_DIR", ctx.data_dir.empty() ? "" : ctx.data_dir + "/setup");
+  env.set("PID", std::to_string(ctx.pid));
+  env.set("PLATFORM", "linux");
+  env.set("PATH", kRootPath);
+
+  const ChrootType type = effective_type(def, rec.source);
+  env.set("CHROOT_TYPE", to_string(type));
+  env.set("CHROOT_NAME", rec.chroot_name);
+  env.set("SESSION_ID", rec.id);
+  env.set("CHROOT_ALIAS", rec.selected_name);
+  env.set("CHROOT_DESCRIPTION", session_description(def.description, rec.source));
+  env.set("CHROOT_MOUNT_LOCATION", rec.mount_location);
+  env.set("CHROOT_PATH", rec.path);
+  if (!def.profile.empty()) {
+    env.set("CHROOT_PROFILE", def.profile);
+    env.set("CHROOT_PROFILE_DIR", under_sysconf(ctx.sysconf_dir, def.profile));
+  }
+  env.set("CHROOT_SCRIPT_CONFIG", under_sysconf(ctx.sysconf_dir, def.script_config));
+
+  // Inside a session nothing is created or cloned any more.
+  env.set("CHROOT_SESSION_CREATE", "false");
+  env.set("CHROOT_SESSION_CLONE", "false");
+  env.set("CHROOT_SESSION_PURGE", bool_str(def.purges() && !rec.source));
+  env.set("CHROOT_SESSION_SOURCE", bool_str(rec.source));
+
+  const std::string mount_device =
+      ctx.mount_device.empty() ? key_or_empty(rec, "mount-device") : ctx.mount_device;
+  auto mountable = [&] {
+    env.set("CHROOT_MOUNT_DEVICE", mount_device);
+    env.set("CHROOT_MOUNT_OPTIONS", def.mount_options);
+    env.set("CHROOT_LOCATION", def.location);
+  };
+  bool union_capable = false;
+  switch (type) {
+    case ChrootType::kPlain:
+      env.set("CHROOT_DIRECTORY", def.directory);
+      break;
+    case ChrootType::kDirectory:
+      // A btrfs source session works on the source subvolume itself.
+      env.set("CHROOT_DIRECTORY", def.type == ChrootType::kBtrfsSnapshot ? def.btrfs_source_subvolume
+                                                                         : def.directory);
+      union_capable = true;
+      break;
+    case ChrootType::kFile:
+      env.set("CHROOT_FILE", def.file);
+      env.set("CHROOT_LOCATION", def.location);
+      env.set("CHROOT_FILE_REPACK", key_or_empty(rec, "file-repack"));
+      break;
+    case ChrootType::kLoopback:
+      env.set("CHROOT_FILE", def.file);
+      mountable();
+      union_capable = true;
+      break;
+    case ChrootType::kBlockDevice:
+      env.set("CHROOT_DEVICE", def.device);
+      mountable();
+      // A source clone of an lvm-snapshot chroot has no union facet.
+      union_capable = def.type == ChrootType::kBlockDevice;
+      break;
+    case ChrootType::kLvmSnapshot: {
+      env.set("CHROOT_DEVICE", def.device);
+      mountable();
+      std::string snap_dev = key_or_empty(rec, "lvm-snapshot-device");
+      std::string snap_name = key_or_empty(rec, "lvm-snapshot-name");
+      if (snap_name.empty() && !snap_dev.empty()) snap_name = snap_dev.substr(snap_dev.rfind('/') + 1);
+      env.set("CHROOT_LVM_SNAPSHOT_NAME", snap_name);
+      env.set("CHROOT_LVM_SNAPSHOT_DEVICE", snap_dev);
+      env.set("CHROOT_LVM_SNAPSHOT_OPTIONS", def.lvm_snapshot_options);
+      break;
+    }
+    case ChrootType::kBtrfsSnapshot:
+      env.set("CHROOT_BTRFS_SOURCE_SUBVOLUME", def.btrfs_source_subvolume);
+      env.set("CHROOT_BTRFS_SNAPSHOT_DIRECTORY", def.btrfs_snapshot_directory);
+      env.set("CHROOT_BTRFS_SNAPSHOT_NAME", key_or_empty(rec, "btrfs-snapshot-name"));
+      break;
+    case ChrootType::kZfsSnapshot:
+      mountable();
+      env.set("CHROOT_ZFS_DATASET", def.zfs_dataset);
+      env.set("CHROOT_ZFS_SNAPSHOT_NAME", key_or_empty(rec, "zfs-snapshot-name"));
+      env.set("CHROOT_ZFS_CLONE_NAME", key_or_empty(rec, "zfs-clone-name"));
+      env.set("CHROOT_ZFS_SNAPSHOT_OPTIONS", def.zfs_snapshot_options);
+      break;
+    case ChrootType::kCustom:
+      break;
+  }
+
+  // The source clone removes the union facet: raw access to the read-only base.
+  if (union_capable && !rec.source) {
+    env.set("CHROOT_UNION_TYPE", to_string(def.union_type));
+    if (def.is_union()) {
+      env.set("CHROOT_UNION_MOUNT_OPTIONS", def.union_mount_options);
+      env.set("CHROOT_UNION_OVERLAY_DIRECTORY",
+              ctx.overlay_dir.empty() ? key_or_empty(rec, "union-overlay-directory") : ctx.overlay_dir);
+      env.set("CHROOT_UNION_UNDERLAY_DIRECTORY",
+              ctx.underlay_dir.empty() ? key_or_empty(rec, "union-underlay-directory") : ctx.underlay_dir);
+    }
+  }
+  return env;
+}
+
+}  // namespace schroot

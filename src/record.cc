@@ -1,1 +1,205 @@
 #include "src/record.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <cerrno>
+#include <sstream>
+
+#include "src/error.h"
+#include "src/sys/fs.h"
+#include "src/sys/unique_fd.h"
+
+namespace schroot {
+
+namespace pt = boost::property_tree;
+
+namespace {
+struct StateName {
+  SessionState state;
+  const char* name;
+};
+const StateName kStates[] = {
+    {SessionState::kBeginning, "beginning"},
+    {SessionState::kActive, "active"},
+    {SessionState::kEnding, "ending"},
+    {SessionState::kBroken, "broken"},
+};
+struct OpName {
+  UndoStep::Op op;
+  const char* name;
+};
+const OpName kOps[] = {
+    {UndoStep::Op::kUnmountTree, "unmount-tree"}, {UndoStep::Op::kUnmountBelow, "unmount-below"},
+    {UndoStep::Op::kDetachLoop, "detach-loop"},   {UndoStep::Op::kRemoveDir, "remove-dir"},
+    {UndoStep::Op::kRemoveTree, "remove-tree"},   {UndoStep::Op::kLvRemove, "lvremove"},
+    {UndoStep::Op::kHook, "hook"},
+};
+
+UndoStep::Op op_from_string(const std::string& s, const std::string& file) {
+  for (const auto& e : kOps)
+    if (s == e.name) return e.op;
+  throw UserError(file + ": unknown undo operation '" + s + "' (record written by a newer schroot?)");
+}
+}  // namespace
+
+const char* to_string(SessionState s) {
+  for (const auto& e : kStates)
+    if (e.state == s) return e.name;
+  return "unknown";
+}
+
+SessionState session_state_from_string(const std::string& s) {
+  for (const auto& e : kStates)
+    if (s == e.name) return e.state;
+  throw UserError("unknown session state '" + s + "'");
+}
+
+const char* to_string(UndoStep::Op op) {
+  for (const auto& e : kOps)
+    if (e.op == op) return e.name;
+  return "unknown";
+}
+
+std::string SessionRecord::to_json() const {
+  pt::ptree t;
+  t.put("format", 1);
+  t.put("id", id);
+  t.put("chroot", chroot_name);
+  t.put("selected", selected_name);
+  t.put("source", source);
+  t.put("automatic", automatic);
+  t.put("state", to_string(state));
+  if (!broken_reason.empty()) t.put("broken-reason", broken_reason);
+  t.put("boot-id", boot_id);
+  t.put("pid", pid);
+  t.put("ruid", ruid);
+  t.put("ruser", ruser);
+  t.put("created", created);
+  t.put("mount-location", mount_location);
+  t.put("path", path);
+  t.put("lazy-unmount-used", lazy_unmount_used);
+  pt::ptree k;
+  for (const auto& [key, value] : keys) k.push_back({key, pt::ptree(value)});
+  t.add_child("keys", k);
+  pt::ptree undo_list;
+  for (const auto& u : undo) {
+    pt::ptree e;
+    e.put("op", to_string(u.op));
+    if (!u.path.empty()) e.put("path", u.path);
+    if (!u.file.empty()) e.put("file", u.file);
+    if (u.dev || u.ino) {
+      e.put("dev", u.dev);
+      e.put("ino", u.ino);
+    }
+    if (!u.name.empty()) e.put("name", u.name);
+    if (!u.step.empty()) e.put("step", u.step);
+    undo_list.push_back({"", e});
+  }
+  t.add_child("undo", undo_list);
+  std::ostringstream out;
+  pt::write_json(out, t, /*pretty=*/true);
+  return out.str();
+}
+
+SessionRecord SessionRecord::from_json(const std::string& text, const std::string& file) {
+  pt::ptree t;
+  std::istringstream in(text);
+  try {
+    pt::read_json(in, t);
+  } catch (const pt::json_parser_error& e) {
+    throw UserError(file + ": corrupt session record: " + e.message());
+  }
+  SessionRecord r;
+  try {
+    r.id = t.get<std::string>("id");
+    r.chroot_name = t.get<std::string>("chroot");
+    r.selected_name = t.get<std::string>("selected", r.chroot_name);
+    r.source = t.get<bool>("source", false);
+    r.automatic = t.get<bool>("automatic", false);
+    r.state = session_state_from_string(t.get<std::string>("state"));
+    r.broken_reason = t.get<std::string>("broken-reason", "");
+    r.boot_id = t.get<std::string>("boot-id", "");
+    r.pid = t.get<pid_t>("pid", 0);
+    r.ruid = t.get<uid_t>("ruid", 0);
+    r.ruser = t.get<std::string>("ruser", "");
+    r.created = t.get<int64_t>("created", 0);
+    r.mount_location = t.get<std::string>("mount-location");
+    r.path = t.get<std::string>("path", r.mount_location);
+    r.lazy_unmount_used = t.get<bool>("lazy-unmount-used", false);
+    for (const auto& [key, value] : t.get_child("keys", pt::ptree()))
+      r.keys[key] = value.get_value<std::string>();
+    for (const auto& [unused, e] : t.get_child("undo", pt::ptree())) {
+      (void)unused;
+      UndoStep u;
+      u.op = op_from_string(e.get<std::string>("op"), file);
+      u.path = e.get<std::string>("path", "");
+      u.file = e.get<std::string>("file", "");
+      u.dev = e.get<uint64_t>("dev", 0);
+      u.ino = e.get<uint64_t>("ino", 0);
+      u.name = e.get<std::string>("name", "");
+      u.step = e.get<std::string>("step", "");
+      r.undo.push_back(u);
+    }
+  } catch (const pt::ptree_error& e) {
+    throw UserError(file + ": corrupt session record: " + e.what());
+  }
+  return r;
+}
+
+void RecordStore::write(const SessionRecord& r, bool durable) const {
+  sys::atomic_write_file(file(r.id), r.to_json(), 0644, durable);
+}
+
+void RecordStore::create(const SessionRecord& r, bool durable) const {
+  // Reserve the name first: O_EXCL makes two begins with the same -n fail cleanly.
+  sys::UniqueFd fd(::open(file(r.id).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd) {
+    if (errno == EEXIST) throw UserError(r.id + ": a session with this name already exists");
+    throw SystemError("create session record", file(r.id), errno);
+  }
+  write(r, durable);
+}
+
+SessionRecord RecordStore::read(const std::string& id) const {
+  std::string text;
+  try {
+    text = sys::read_file(file(id));
+  } catch (const SystemError& e) {
+    if (e.code().value() == ENOENT) throw UserError(id + ": Session not found");
+    throw;
+  }
+  return SessionRecord::from_json(text, file(id));
+}
+
+bool RecordStore::exists(const std::string& id) const {
+  struct stat st;
+  return ::stat(file(id).c_str(), &st) == 0;
+}
+
+void RecordStore::remove(const std::string& id) const {
+  if (::unlink(file(id).c_str()) != 0 && errno != ENOENT)
+    throw SystemError("remove session record", file(id), errno);
+}
+
+std::vector<std::string> RecordStore::list() const {
+  std::vector<std::string> ids;
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) return ids;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    // Temporary files of atomic writes start with '.'.
+    if (n.empty() || n[0] == '.') continue;
+    ids.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace schroot

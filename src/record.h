@@ -1,1 +1,87 @@
+// SessionRecord: everything a session is, written ahead of every step, so another
+// process can run in, end or recover the session from the record alone (never from
+// chroot.conf, which may have changed). One JSON file per session, named by its id,
+// under Paths::session_dir; written with write + (fsync) + rename.
 #pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "src/paths.h"
+
+namespace schroot {
+
+enum class SessionState { kBeginning, kActive, kEnding, kBroken };
+const char* to_string(SessionState s);
+SessionState session_state_from_string(const std::string& s);  // throws UserError
+
+// One idempotent undo action. It names its object exactly, so replaying it when
+// the step never happened (or was already undone) is harmless.
+struct UndoStep {
+  enum class Op {
+    kUnmountTree,   // path: unmount everything at or below path (deepest first)
+    kUnmountBelow,  // path: unmount everything strictly below path (inner mounts)
+    kDetachLoop,    // file + dev/ino: detach the loop device bound to this backing file
+    kRemoveDir,     // path: rmdir (must be empty; ENOENT is done)
+    kRemoveTree,    // path: rm -rf without crossing mounts (overlay upper/work)
+    kLvRemove,      // name: lvremove -f VG/LV
+    kHook,          // name: run setup.d with setup-stop (the hooks' own undo)
+  };
+  Op op;
+  std::string path;
+  std::string file;
+  uint64_t dev = 0, ino = 0;
+  std::string name;
+  // The begin step this undoes ("10mount", "20fstab /proc", ...), for messages.
+  std::string step;
+};
+const char* to_string(UndoStep::Op op);
+
+struct SessionRecord {
+  std::string id;
+  std::string chroot_name;    // original-name: the chroot's real name
+  std::string selected_name;  // selected-name: what the user typed, namespace stripped
+  bool source = false;        // a session of source:NAME
+  bool automatic = false;     // an automatic session (-c NAME -- cmd), owned by one process
+  SessionState state = SessionState::kBeginning;
+  std::string broken_reason;
+  std::string boot_id;        // /proc/sys/kernel/random/boot_id at begin
+  pid_t pid = 0;              // the process that began the session
+  uid_t ruid = 0;             // the user who began it
+  std::string ruser;
+  int64_t created = 0;        // seconds since the epoch
+  std::string mount_location; // Paths::mount_dir/<id>
+  std::string path;           // mount_location + location: the chroot's root
+  bool lazy_unmount_used = false;  // an unmount needed MNT_DETACH (recorded for operators)
+  // The chroot's keys as a session keyfile (schroot 1.6's session file content:
+  // name, mount-location, original-name, selected-name, union dirs with the id, ...).
+  std::map<std::string, std::string> keys;
+  std::vector<UndoStep> undo;  // in the order the steps are done; replayed in reverse
+
+  std::string to_json() const;
+  static SessionRecord from_json(const std::string& text, const std::string& file_for_errors);
+};
+
+// Reading and writing records in Paths::session_dir.
+class RecordStore {
+ public:
+  explicit RecordStore(const Paths& paths) : dir_(paths.session_dir) {}
+  // Atomic write: temp file, write, fsync if durable, rename, (fsync dir if durable).
+  void write(const SessionRecord& r, bool durable) const;
+  // Fails if a record with this id exists (O_EXCL on the final name's reservation).
+  void create(const SessionRecord& r, bool durable) const;
+  SessionRecord read(const std::string& id) const;  // throws UserError if missing
+  bool exists(const std::string& id) const;
+  void remove(const std::string& id) const;         // ENOENT is fine
+  std::vector<std::string> list() const;            // ids, sorted
+  std::string file(const std::string& id) const { return dir_ + "/" + id; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace schroot

@@ -1,1 +1,36 @@
+// Running the user's command (or login shell) inside a chroot, as schroot 1.6's
+// session::run_child does: environment → setgid/initgroups → personality → chroot →
+// setuid → directory (with schroot's fallbacks) → exec. Returns the exit status
+// schroot gives: the command's own, or 1 when it was killed by a signal or could
+// not be executed (with the reason on stderr).
 #pragma once
+
+#include <string>
+#include <vector>
+
+#include "src/environment.h"
+
+namespace schroot {
+
+struct RunSpec {
+  std::string root;             // host path of the chroot's root
+  int mount_ns_fd = -1;         // join this mount namespace first (automatic sessions)
+  UserInfo target;              // -u
+  UserInfo caller;              // the invoking user
+  std::string directory;        // -d; empty = caller's cwd (then fallbacks for a login shell)
+  std::string caller_cwd;
+  std::string shell;            // -s, else shell= from chroot.conf
+  std::vector<std::string> command;  // empty = login shell
+  std::vector<std::string> command_prefix;
+  bool preserve_environment = false;
+  std::string environment_filter;
+  std::string personality = "undefined";
+  std::string chroot_name, alias_name, session_id;
+};
+
+int run_in_chroot(const RunSpec& spec, char** caller_env);
+
+// personality(2) value for a schroot personality name; -1 for "undefined".
+long personality_value(const std::string& name);
+
+}  // namespace schroot

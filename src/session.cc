@@ -1,1 +1,710 @@
 #include "src/session.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <regex>
+#include <thread>
+#include <grp.h>
+
+#include "backends/overlay.h"
+#include "backends/registry.h"
+#include "src/claims.h"
+#include "src/error.h"
+#include "src/fault.h"
+#include "src/hooks.h"
+#include "src/lock.h"
+#include "src/log.h"
+#include "src/run_command.h"
+#include "src/stages.h"
+#include "src/sys/fs.h"
+#include "src/sys/loop_device.h"
+#include "src/sys/mount.h"
+#include "src/sys/process.h"
+
+namespace schroot {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int kDefaultLockSeconds = 30;
+// manage.lock is only ever held for milliseconds; waiting longer means trouble.
+constexpr milliseconds kManageLockTimeout{10000};
+// How long processes left in a session get between SIGTERM and SIGKILL.
+constexpr milliseconds kKillGrace{2000};
+
+// The core stages sort among the setup.d hooks as if they were files of these names.
+const char* const kCoreStages[] = {"00device", "10mount", "20fstab", "21copyfiles", "22nssdatabases", "50chrootname"};
+
+struct StageItem {
+  std::string name;
+  bool core;
+};
+
+std::vector<StageItem> stage_order(const std::vector<std::string>& hooks) {
+  std::vector<StageItem> items;
+  for (const char* c : kCoreStages) items.push_back({c, true});
+  for (const auto& h : hooks) items.push_back({h, false});
+  // Stable by name; on a tie the core stage goes first.
+  std::stable_sort(items.begin(), items.end(), [](const StageItem& a, const StageItem& b) {
+    if (a.name != b.name) return a.name < b.name;
+    return a.core && !b.core;
+  });
+  return items;
+}
+
+milliseconds seconds(int s) { return milliseconds(static_cast<int64_t>(s) * 1000); }
+
+bool valid_name(const std::string& name) {
+  static const std::regex re("^[a-zA-Z0-9][a-zA-Z0-9_.-]*$");
+  static const std::regex dpkg("dpkg-(old|dist|new|tmp)$");
+  return std::regex_match(name, re) && !std::regex_search(name, dpkg);
+}
+
+std::string new_session_id(const std::string& chroot) {
+  std::string uuid = sys::read_file("/proc/sys/kernel/random/uuid");
+  while (!uuid.empty() && (uuid.back() == '\n' || uuid.back() == ' ')) uuid.pop_back();
+  return chroot + "-" + uuid;
+}
+
+std::string verbosity_name() {
+  switch (verbosity()) {
+    case Verbosity::kQuiet:
+      return "quiet";
+    case Verbosity::kVerbose:
+      return "verbose";
+    default:
+      return "normal";
+  }
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+bool in_groups(const std::vector<std::string>& groups) {
+  std::vector<gid_t> mine(static_cast<size_t>(std::max(0, ::getgroups(0, nullptr))));
+  int n = ::getgroups(static_cast<int>(mine.size()), mine.data());
+  mine.resize(static_cast<size_t>(std::max(0, n)));
+  mine.push_back(::getgid());
+  for (const auto& name : groups) {
+    if (struct group* g = ::getgrnam(name.c_str()))
+      if (std::find(mine.begin(), mine.end(), g->gr_gid) != mine.end()) return true;
+  }
+  return false;
+}
+
+// schroot 1.6's access rules (behaviour reference §7), for a caller that is not root.
+// Where 1.6 would ask PAM for a password we refuse: PAM is not supported yet.
+void check_access(const std::string& chroot, const std::vector<std::string>& users,
+                  const std::vector<std::string>& groups, const std::vector<std::string>& root_users,
+                  const std::vector<std::string>& root_groups, const UserInfo& caller, const UserInfo& target) {
+  if (caller.uid == 0) return;
+  const bool user_ok = contains(users, caller.name) || in_groups(groups);
+  const bool root_ok = contains(root_users, caller.name) || in_groups(root_groups);
+  if ((user_ok || root_ok) && target.uid == caller.uid) return;
+  if (root_ok && target.uid == 0) return;
+  if (user_ok)
+    throw UserError(chroot + ": switching to user ‘" + target.name +
+                    "’ needs authentication, which this schroot does not support yet (no PAM)");
+  throw UserError(chroot + ": Access not authorised\nI: You do not have permission to access the schroot service.");
+}
+
+UserInfo target_user(const SessionRequest& req, const UserInfo& caller) {
+  return req.user.empty() ? caller : lookup_user(req.user);
+}
+
+// -o KEY=VALUE: only keys the chroot lets users (or root) modify.
+void apply_options(ChrootDef& def, const SessionRequest& req, const UserInfo& caller, const UserInfo& target) {
+  for (const auto& [key, value] : req.options) {
+    const bool root = caller.uid == 0 || target.uid == 0;
+    if (!def.user_modifiable_keys.count(key) && !(root && def.root_modifiable_keys.count(key)))
+      throw UserError("Configuration key ‘" + key + "’ is not permitted to be modified.\nI: The key is not present in "
+                      "user-modifiable-keys" + std::string(root ? " or root-modifiable-keys" : ""));
+    def.userdata[key] = value;
+    def.keys[key] = value;
+  }
+}
+
+void strip_suffix(std::string& s, const std::string& suffix) {
+  if (s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0)
+    s.erase(s.size() - suffix.size());
+}
+
+}  // namespace
+
+// One begin/end/recover in progress: the record, the chroot, the backend, the locks.
+class SessionTransaction {
+ public:
+  SessionTransaction(SessionManager& m) : m_(m), records_(m.paths_), claims_(m.paths_) {}
+
+  void ensure_dirs() {
+    for (const auto* d : {&m_.paths_.session_dir, &m_.paths_.lock_dir, &m_.paths_.mount_dir, &m_.paths_.claims_dir})
+      sys::mkdir_p(*d, 0755);
+  }
+  std::string lock_path(const std::string& id) const { return m_.paths_.lock_dir + "/" + id + ".session"; }
+  std::string manage_path() const { return m_.paths_.lock_dir + "/manage.lock"; }
+  FileLock manage_lock() { return FileLock::acquire(manage_path(), LockMode::kExclusive, kManageLockTimeout, "manage lock"); }
+
+  // The source chroot a session claims, and how (none for a plain directory session).
+  static std::optional<std::pair<std::string, ClaimMode>> claim_for(const ChrootDef& def, bool source) {
+    if (source) return std::make_pair(def.name, ClaimMode::kExclusive);
+    if (def.is_union()) return std::make_pair(def.name, ClaimMode::kShared);
+    // Two read-write mounts of one filesystem image corrupt it.
+    if (def.type == ChrootType::kLoopback) return std::make_pair(def.name, ClaimMode::kExclusive);
+    return std::nullopt;
+  }
+
+  bool session_is_live(const std::string& id) {
+    if (!records_.exists(id)) return false;
+    SessionRecord r;
+    try {
+      r = records_.read(id);
+    } catch (const std::exception&) {
+      return false;
+    }
+    return m_.is_live(r);
+  }
+
+  // Writes the record ahead (state beginning, whole undo list) and takes the claim,
+  // both under manage.lock; waits up to the source timeout for a conflicting claim.
+  void write_ahead(SessionRecord& r, const ChrootDef& def, int source_timeout, bool durable) {
+    auto claim = claim_for(def, r.source);
+    auto deadline = std::chrono::steady_clock::now() + seconds(source_timeout);
+    milliseconds backoff{5};
+    for (;;) {
+      {
+        FileLock manage = manage_lock();
+        std::vector<std::string> in_the_way;
+        if (claim)
+          in_the_way = claims_.try_claim(claim->first, {claim->second, r.id},
+                                         [this](const std::string& id) { return session_is_live(id); });
+        if (in_the_way.empty()) {
+          try {
+            records_.create(r, durable);
+          } catch (...) {
+            if (claim) claims_.release(claim->first, r.id);
+            throw;
+          }
+          return;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          std::string names;
+          for (const auto& s : in_the_way) names += (names.empty() ? "" : ", ") + s;
+          throw UserError(def.name + ": source chroot is in use by session(s) " + names + " (waited " +
+                          std::to_string(source_timeout) + " s; see --source-lock-timeout)");
+        }
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, milliseconds(200));
+    }
+  }
+
+  void mark(SessionRecord& r, SessionState state, const std::string& reason, bool durable) {
+    FileLock manage = manage_lock();
+    r.state = state;
+    r.broken_reason = reason;
+    records_.write(r, durable);
+  }
+
+  void remove_record_and_claim(const SessionRecord& r, const ChrootDef& def) {
+    FileLock manage = manage_lock();
+    if (auto claim = claim_for(def, r.source)) claims_.release(claim->first, r.id);
+    records_.remove(r.id);
+  }
+
+  HookContext hook_context(const ChrootDef& def, const SessionRecord& r, const UserInfo& auth,
+                           const UserInfo& real, const std::string& mount_device) {
+    HookContext c;
+    c.def = &def;
+    c.record = &r;
+    c.auth_user = auth;
+    c.real_user = real;
+    c.verbosity = verbosity_name();
+    c.sysconf_dir = m_.paths_.sysconf_dir;
+    c.mount_dir = m_.paths_.mount_dir;
+    if (def.is_union() && !r.source) {
+      backends::SessionContext ctx{def, m_.paths_, r.id, r.mount_location};
+      c.overlay_dir = backends::OverlayBackend::overlay_dir(ctx);
+      c.underlay_dir = backends::OverlayBackend::underlay_dir(ctx);
+    }
+    c.mount_device = mount_device;
+    c.pid = ::getpid();
+    return c;
+  }
+
+  // Plans every stage's undo steps, in doing order.
+  std::vector<UndoStep> plan(const backends::SourceBackend& backend, const backends::SessionContext& ctx,
+                             const ChrootDef& def, const std::vector<StageItem>& stages) {
+    std::vector<UndoStep> undo;
+    for (const auto& s : stages) {
+      if (!s.core) {
+        undo.push_back({UndoStep::Op::kHook, "", "", 0, 0, s.name, s.name});
+      } else if (s.name == "00device") {
+        backend.plan_device(ctx, undo);
+      } else if (s.name == "10mount") {
+        undo.push_back({UndoStep::Op::kRemoveDir, ctx.mount_location, "", 0, 0, "", "10mount"});
+        backend.plan_mount(ctx, ctx.mount_location, undo);
+      } else if (s.name == "20fstab" && !def.setup_fstab.empty()) {
+        undo.push_back({UndoStep::Op::kUnmountBelow, ctx.mount_location, "", 0, 0, "", "20fstab"});
+      }
+    }
+    return undo;
+  }
+
+  std::string profile_file(const std::string& rel) const {
+    return rel.empty() || rel[0] == '/' ? rel : m_.paths_.sysconf_dir + "/" + rel;
+  }
+
+  // Runs the begin (or recover) stages in order; throws on the first failure.
+  void run_stages(SessionRecord& r, const ChrootDef& def, const backends::SourceBackend& backend,
+                  backends::SessionContext& ctx, const std::vector<StageItem>& stages, const UserInfo& auth,
+                  const UserInfo& real, bool recovering) {
+    const std::string stage_arg = recovering ? "setup-recover" : "setup-start";
+    for (const auto& s : stages) {
+      fail_point(("begin:" + s.name).c_str());
+      log_debug("stage " + s.name);
+      if (!s.core) {
+        Environment env = hook_environment(hook_context(def, r, auth, real, ctx.mount_device));
+        int rc = run_hook(m_.paths_.setup_d(), s.name, stage_arg, "ok", env);
+        if (rc != 0)
+          throw UserError(def.name + ": Chroot setup failed: stage=" + stage_arg + ": setup.d/" + s.name +
+                          " exited with status " + std::to_string(rc));
+      } else if (s.name == "00device") {
+        backend.attach_device(ctx);
+      } else if (s.name == "10mount") {
+        sys::mkdir_p(m_.paths_.mount_dir, 0755);
+        if (::mkdir(r.mount_location.c_str(), 0755) != 0 && !(errno == EEXIST && recovering))
+          throw SystemError("mkdir", r.mount_location, errno);
+        backend.mount_tree(ctx, r.mount_location, /*read_only=*/false);
+      } else if (s.name == "20fstab" && !def.setup_fstab.empty()) {
+        stage_fstab(r.path, profile_file(def.setup_fstab));
+      } else if (s.name == "21copyfiles" && !def.setup_copyfiles.empty()) {
+        stage_copyfiles(r.path, profile_file(def.setup_copyfiles));
+      } else if (s.name == "22nssdatabases" && !def.setup_nssdatabases.empty()) {
+        stage_nssdatabases(r.path, profile_file(def.setup_nssdatabases));
+      } else if (s.name == "50chrootname") {
+        stage_chrootname(r.path, def.name);
+      }
+    }
+  }
+
+  // Replays the undo list in reverse. "Already gone" counts as done. keep_data keeps
+  // union upper dirs and hooks (a remount for recovery). Returns false with the
+  // reason when something could not be undone.
+  bool undo(SessionRecord& r, const ChrootDef& def, const std::string& status, bool allow_lazy, bool keep_data,
+            const UserInfo& auth, const UserInfo& real, std::string& reason) {
+    std::vector<std::string> failures;
+    for (auto it = r.undo.rbegin(); it != r.undo.rend(); ++it) {
+      const UndoStep& u = *it;
+      fail_point("end:undo");
+      try {
+        switch (u.op) {
+          case UndoStep::Op::kUnmountTree:
+          case UndoStep::Op::kUnmountBelow: {
+            sys::UnmountResult res = u.op == UndoStep::Op::kUnmountTree
+                                         ? sys::unmount_tree(u.path, allow_lazy)
+                                         : unmount_below(u.path, allow_lazy);
+            if (res.lazy_used) {
+              r.lazy_unmount_used = true;
+              log_warning(r.id + ": " + u.path + " was busy; detached lazily");
+            }
+            for (const auto& m : res.still_mounted) failures.push_back(u.step + ": " + m + " is still mounted");
+            break;
+          }
+          case UndoStep::Op::kDetachLoop:
+            sys::detach_loops_backed_by(static_cast<dev_t>(u.dev), static_cast<ino_t>(u.ino), u.name);
+            break;
+          case UndoStep::Op::kRemoveDir:
+            if (keep_data) break;
+            if (::rmdir(u.path.c_str()) != 0 && errno != ENOENT)
+              failures.push_back(u.step + ": rmdir " + u.path + ": " + std::strerror(errno));
+            break;
+          case UndoStep::Op::kRemoveTree:
+            if (keep_data) break;
+            sys::remove_tree(u.path);
+            break;
+          case UndoStep::Op::kHook: {
+            if (keep_data) break;
+            struct stat st;
+            std::string hook = m_.paths_.setup_d() + "/" + u.name;
+            if (::stat(hook.c_str(), &st) != 0) {
+              log_warning(r.id + ": setup.d/" + u.name + " has gone; not running it for setup-stop");
+              break;
+            }
+            auto dev_it = r.keys.find("mount-device");
+            Environment env = hook_environment(
+                hook_context(def, r, auth, real, dev_it == r.keys.end() ? "" : dev_it->second));
+            int rc = run_hook(m_.paths_.setup_d(), u.name, "setup-stop", status, env);
+            // Hooks' failures at stop are reported and the rest still runs (schroot 1.6).
+            if (rc != 0) log_warning(r.id + ": setup.d/" + u.name + " setup-stop exited with status " + std::to_string(rc));
+            break;
+          }
+          case UndoStep::Op::kLvRemove:
+            failures.push_back(u.step + ": lvremove is not supported by this build");
+            break;
+        }
+      } catch (const std::exception& e) {
+        failures.push_back(u.step + ": " + e.what());
+      }
+    }
+    reason.clear();
+    for (const auto& f : failures) reason += (reason.empty() ? "" : "; ") + f;
+    return failures.empty();
+  }
+
+  static sys::UnmountResult unmount_below(const std::string& path, bool allow_lazy) {
+    sys::UnmountResult total;
+    const std::string prefix = path + "/";
+    std::vector<std::string> children;
+    for (const auto& m : sys::read_mountinfo())
+      if (m.mount_point.compare(0, prefix.size(), prefix) == 0) children.push_back(m.mount_point);
+    // Deepest (latest) first; unmount_tree takes care of anything below each.
+    for (auto it = children.rbegin(); it != children.rend(); ++it) {
+      sys::UnmountResult res = sys::unmount_tree(*it, allow_lazy);
+      total.lazy_used = total.lazy_used || res.lazy_used;
+      total.still_mounted.insert(total.still_mounted.end(), res.still_mounted.begin(), res.still_mounted.end());
+    }
+    return total;
+  }
+
+  // Ends a session whose session lock we hold: kill what runs inside, undo, and
+  // remove the record — or mark it broken with the reason.
+  void finish(SessionRecord& r, const ChrootDef& def, const std::string& status, const UserInfo& auth,
+              const UserInfo& real, bool durable) {
+    if (r.state != SessionState::kEnding) mark(r, SessionState::kEnding, r.broken_reason, /*durable=*/false);
+    fail_point("end:ending");
+    sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+    std::string reason;
+    // Lazy detach only now that the session's processes are gone.
+    if (!undo(r, def, status, /*allow_lazy=*/true, /*keep_data=*/false, auth, real, reason)) {
+      mark(r, SessionState::kBroken, reason, durable);
+      throw UserError(r.id + ": session could not be ended completely and is marked broken: " + reason +
+                      "\nI: fix the cause, then run schroot --end-session --force -c " + r.id);
+    }
+    fail_point("end:undone");
+    remove_record_and_claim(r, def);
+  }
+
+  SessionManager& m_;
+  RecordStore records_;
+  ClaimStore claims_;
+};
+
+SessionManager::SessionManager(const Paths& paths, char** caller_env) : paths_(paths), caller_env_(caller_env) {}
+
+std::vector<std::string> SessionManager::session_ids() const { return RecordStore(paths_).list(); }
+
+SessionRecord SessionManager::read_record(const std::string& id) const { return RecordStore(paths_).read(id); }
+
+bool SessionManager::is_live(const SessionRecord& r) const {
+  const std::string lock = paths_.lock_dir + "/" + r.id + ".session";
+  if (!FileLock::is_free(lock, LockMode::kExclusive)) return true;
+  // Nobody holds its lock: only a completed -b session lives on without a process.
+  return r.state == SessionState::kActive && !r.automatic;
+}
+
+ChrootDef SessionManager::definition_of(const SessionRecord& r) {
+  std::map<std::string, std::string> keys = r.keys;
+  for (const char* k : {"name", "mount-location", "original-name", "selected-name", "mount-device"}) keys.erase(k);
+  for (const char* k : {"union-overlay-directory", "union-underlay-directory"}) {
+    auto it = keys.find(k);
+    if (it != keys.end()) strip_suffix(it->second, "/" + r.id);
+  }
+  if (auto it = keys.find("description"); it != keys.end()) {
+    strip_suffix(it->second, " (session chroot)");
+    strip_suffix(it->second, " (source chroot)");
+  }
+  return Config::from_keys(r.chroot_name, keys);
+}
+
+// ---------------------------------------------------------------------------------
+
+namespace {
+
+struct Begun {
+  SessionRecord record;
+  ChrootDef def;
+  std::optional<FileLock> session_lock;
+};
+
+// The chroot a session of `found` uses: a source: session gets the source's access
+// lists and no union.
+ChrootDef session_definition(const ChrootSet::Found& found) {
+  ChrootDef def = *found.def;
+  if (found.ns == Namespace::kSource) {
+    def.users = def.source_users;
+    def.groups = def.source_groups;
+    def.root_users = def.source_root_users;
+    def.root_groups = def.source_root_groups;
+  }
+  return def;
+}
+
+std::map<std::string, std::string> session_keys(const ChrootDef& def, const SessionRecord& r, const UserInfo& caller,
+                                                const backends::SourceBackend& backend,
+                                                const backends::SessionContext& ctx) {
+  std::map<std::string, std::string> keys = def.keys;
+  keys["name"] = r.id;
+  keys["mount-location"] = r.mount_location;
+  keys["original-name"] = def.name;
+  keys["selected-name"] = r.selected_name;
+  keys["description"] = def.description + (r.source ? " (source chroot)" : "") + " (session chroot)";
+  // Only the user who began a session may use it (schroot 1.6's clone_session).
+  keys["aliases"] = "";
+  keys["groups"] = "";
+  keys["root-groups"] = "";
+  const bool root_member = contains(def.root_users, caller.name) || in_groups(def.root_groups);
+  keys["users"] = root_member ? "" : caller.name;
+  keys["root-users"] = root_member ? caller.name : "";
+  if (r.source) {
+    keys.erase("union-type");
+    keys.erase("union-mount-options");
+    keys.erase("union-overlay-directory");
+    keys.erase("union-underlay-directory");
+  }
+  backend.session_keys(ctx, keys);
+  return keys;
+}
+
+}  // namespace
+
+static Begun start_session(SessionManager& m, SessionTransaction& tx, const Paths& paths,
+                           const ChrootSet::Found& found, const SessionRequest& req, bool automatic) {
+  const UserInfo caller = lookup_uid(::getuid());
+  const UserInfo target = target_user(req, caller);
+  Begun b;
+  b.def = session_definition(found);
+  ChrootDef& def = b.def;
+  check_access(def.name, def.users, def.groups, def.root_users, def.root_groups, caller, target);
+  apply_options(def, req, caller, target);
+  const bool source = found.ns == Namespace::kSource;
+  auto backend = backends::make_backend(def, source);
+
+  SessionRecord& r = b.record;
+  r.id = req.session_name.empty() ? new_session_id(def.name) : req.session_name;
+  if (!valid_name(r.id)) throw UserError(r.id + ": Invalid session name\nI: Naming restrictions are documented in chroot.conf(5)");
+  r.chroot_name = def.name;
+  r.selected_name = found.selected;
+  r.source = source;
+  r.automatic = automatic;
+  r.boot_id = sys::boot_id();
+  r.pid = ::getpid();
+  r.ruid = caller.uid;
+  r.ruser = caller.name;
+  r.created = static_cast<int64_t>(::time(nullptr));
+  r.mount_location = paths.mount_dir + "/" + r.id;
+  r.path = r.mount_location + (def.type == ChrootType::kLoopback ? def.location : "");
+
+  tx.ensure_dirs();
+  // The session lock first: nobody can end or recover what we are still building.
+  auto got = FileLock::try_acquire(tx.lock_path(r.id), LockMode::kExclusive);
+  if (!got) throw UserError(r.id + ": a session with this name is in use");
+  b.session_lock.emplace(std::move(*got));
+
+  backends::SessionContext ctx{def, paths, r.id, r.mount_location, source};
+  const auto stages = stage_order(list_hooks(paths.setup_d()));
+  r.undo = tx.plan(*backend, ctx, def, stages);
+  r.keys = session_keys(def, r, caller, *backend, ctx);
+  const int source_timeout = req.source_lock_timeout >= 0 ? req.source_lock_timeout : def.source_lock_timeout;
+  tx.write_ahead(r, def, source_timeout, /*durable=*/!automatic);
+  fail_point("begin:written");
+
+  try {
+    tx.run_stages(r, def, *backend, ctx, stages, target, caller, /*recovering=*/false);
+    fail_point("begin:done");
+    tx.mark(r, SessionState::kActive, "", /*durable=*/!automatic);
+    fail_point("begin:active");
+  } catch (const std::exception& e) {
+    log_error(e.what());
+    // Roll back: setup-stop with status fail, undo in reverse, no record left.
+    try {
+      tx.finish(r, def, "fail", target, caller, !automatic);
+    } catch (const std::exception& rollback) {
+      log_error(rollback.what());
+    }
+    throw UserError(def.name + ": Chroot setup failed; the session was rolled back");
+  }
+  (void)m;
+  return b;
+}
+
+std::string SessionManager::begin(const ChrootSet::Found& chroot, const SessionRequest& req) {
+  SessionTransaction tx(*this);
+  Begun b = start_session(*this, tx, paths_, chroot, req, /*automatic=*/false);
+  return b.record.id;
+}
+
+int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionRequest& req) {
+  // A private mount namespace: if this process dies, the kernel drops every mount
+  // with it; the record (marked automatic) lets recovery remove what outlives it.
+  if (::unshare(CLONE_NEWNS) != 0) throw SystemError("unshare", "mount namespace", errno);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+    throw SystemError("make / a slave mount", "/", errno);
+  SessionTransaction tx(*this);
+  Begun b = start_session(*this, tx, paths_, chroot, req, /*automatic=*/true);
+  SessionRecord& r = b.record;
+  const UserInfo caller = lookup_uid(::getuid());
+  const UserInfo target = target_user(req, caller);
+  RunSpec spec;
+  spec.root = r.path;
+  spec.target = target;
+  spec.caller = caller;
+  spec.directory = req.directory;
+  char cwd[4096];
+  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
+  spec.shell = req.shell.empty() ? b.def.shell : req.shell;
+  spec.command = req.command;
+  spec.command_prefix = b.def.command_prefix;
+  spec.preserve_environment = req.preserve_environment || b.def.preserve_environment;
+  spec.environment_filter = b.def.environment_filter;
+  spec.personality = b.def.personality;
+  spec.chroot_name = b.def.name;
+  spec.alias_name = r.selected_name;
+  spec.session_id = r.id;
+  int status = 1;
+  try {
+    status = run_in_chroot(spec, caller_env_);
+  } catch (const std::exception& e) {
+    log_error(e.what());
+  }
+  fail_point("automatic:ran");
+  tx.finish(r, b.def, "ok", target, caller, /*durable=*/false);
+  return status;
+}
+
+int SessionManager::run_plain(const ChrootSet::Found& found, const SessionRequest& req) {
+  const ChrootDef& def = *found.def;
+  const UserInfo caller = lookup_uid(::getuid());
+  const UserInfo target = target_user(req, caller);
+  check_access(def.name, def.users, def.groups, def.root_users, def.root_groups, caller, target);
+  RunSpec spec;
+  spec.root = def.directory;
+  spec.target = target;
+  spec.caller = caller;
+  spec.directory = req.directory;
+  char cwd[4096];
+  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
+  spec.shell = req.shell.empty() ? def.shell : req.shell;
+  spec.command = req.command;
+  spec.command_prefix = def.command_prefix;
+  spec.preserve_environment = req.preserve_environment || def.preserve_environment;
+  spec.environment_filter = def.environment_filter;
+  spec.personality = def.personality;
+  spec.chroot_name = def.name;
+  spec.alias_name = found.selected;
+  return run_in_chroot(spec, caller_env_);
+}
+
+int SessionManager::run(const std::string& id, const SessionRequest& req) {
+  SessionTransaction tx(*this);
+  SessionRecord r = RecordStore(paths_).read(id);
+  const UserInfo caller = lookup_uid(::getuid());
+  const UserInfo target = target_user(req, caller);
+  ChrootDef def = definition_of(r);
+  if (caller.uid != 0 && caller.uid != r.ruid) throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
+  check_access(id, def.users, def.groups, def.root_users, def.root_groups, caller, target);
+  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
+  // Shared: other -r may run beside us; -e and -b wait until we are done.
+  FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kShared, seconds(timeout), "session " + id);
+  r = RecordStore(paths_).read(id);  // it may have changed while we waited
+  if (r.state != SessionState::kActive || r.automatic)
+    throw UserError(id + ": session is " + to_string(r.state) + (r.automatic ? " (automatic)" : "") +
+                    (r.broken_reason.empty() ? "" : ": " + r.broken_reason) + "; cannot run in it");
+  if (r.boot_id != sys::boot_id())
+    throw UserError(id + ": the session was begun before the last reboot; run schroot --recover-session -c " + id +
+                    " first");
+  RunSpec spec;
+  spec.root = r.path;
+  spec.target = target;
+  spec.caller = caller;
+  spec.directory = req.directory;
+  char cwd[4096];
+  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
+  spec.shell = req.shell.empty() ? def.shell : req.shell;
+  spec.command = req.command;
+  spec.command_prefix = def.command_prefix;
+  spec.preserve_environment = req.preserve_environment || def.preserve_environment;
+  spec.environment_filter = def.environment_filter;
+  spec.personality = def.personality;
+  spec.chroot_name = r.chroot_name;
+  spec.alias_name = r.selected_name;
+  spec.session_id = r.id;
+  return run_in_chroot(spec, caller_env_);
+}
+
+void SessionManager::end(const std::string& id, const SessionRequest& req) {
+  SessionTransaction tx(*this);
+  RecordStore records(paths_);
+  SessionRecord r = records.read(id);
+  const UserInfo caller = lookup_uid(::getuid());
+  if (caller.uid != 0 && caller.uid != r.ruid) throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
+  ChrootDef def = definition_of(r);
+  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
+  std::optional<FileLock> lock;
+  if (req.force) {
+    // --force: what still runs in the session (a -r command holding the lock) is
+    // killed, which lets its schroot release the lock.
+    lock = FileLock::try_acquire(tx.lock_path(id), LockMode::kExclusive);
+    if (!lock) {
+      int killed = sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+      log_warning(id + ": --force: killed " + std::to_string(killed) + " process(es) running in the session");
+      lock.emplace(FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(std::max(timeout, 5)),
+                                     "session " + id));
+    }
+  } else {
+    lock.emplace(FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id));
+  }
+  r = records.read(id);  // someone may have ended it while we waited
+  if (r.state == SessionState::kBroken && !req.force)
+    throw UserError(id + ": session is broken: " + r.broken_reason + "\nI: use --end-session --force to retry its undo");
+  tx.finish(r, def, "ok", caller, caller, /*durable=*/true);
+}
+
+void SessionManager::recover(const std::string& id, const SessionRequest& req) {
+  SessionTransaction tx(*this);
+  RecordStore records(paths_);
+  SessionRecord r = records.read(id);
+  const UserInfo caller = lookup_uid(::getuid());
+  if (caller.uid != 0 && caller.uid != r.ruid) throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
+  ChrootDef def = definition_of(r);
+  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
+  FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id);
+  r = records.read(id);
+  if (r.state != SessionState::kActive || r.automatic) {
+    // Left by a dead process (or broken): roll it back from its undo list.
+    log_note(id + ": session " + to_string(r.state) + (r.automatic ? " (automatic)" : "") +
+             " with no live process: rolling it back");
+    tx.finish(r, def, "fail", caller, caller, /*durable=*/true);
+    return;
+  }
+  // An active -b session: remount whatever is missing (after a reboot, everything),
+  // keeping the union's upper dir with the session's changes.
+  auto backend = backends::make_backend(def, r.source);
+  backends::SessionContext ctx{def, paths_, r.id, r.mount_location, r.source, /*recovering=*/true};
+  std::string reason;
+  tx.undo(r, def, "ok", /*allow_lazy=*/false, /*keep_data=*/true, caller, caller, reason);
+  if (!reason.empty()) throw UserError(id + ": cannot recover: " + reason);
+  const auto stages = stage_order(list_hooks(paths_.setup_d()));
+  try {
+    tx.run_stages(r, def, *backend, ctx, stages, caller, caller, /*recovering=*/true);
+  } catch (const std::exception& e) {
+    std::string ignored;
+    tx.undo(r, def, "fail", true, /*keep_data=*/true, caller, caller, ignored);
+    throw UserError(id + ": recovery failed: " + e.what());
+  }
+  r.boot_id = sys::boot_id();
+  tx.mark(r, SessionState::kActive, "", /*durable=*/true);
+}
+
+}  // namespace schroot

@@ -1,1 +1,67 @@
+// The session engine: begin, run, end, recover and automatic sessions.
+// A session is a transaction with a written undo list (DESIGN.md §4): the record
+// is written ahead with every planned undo step, the stages run, and any failure,
+// crash or -e replays the undo list in reverse through one generic path.
+// Locks (DESIGN.md §5): manage.lock around record/claim updates (milliseconds),
+// the session lock exclusive for begin/end/recover (shared while -r runs).
 #pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/config.h"
+#include "src/environment.h"
+#include "src/paths.h"
+#include "src/record.h"
+
+namespace schroot {
+
+struct SessionRequest {
+  std::string user;  // -u; empty = the caller
+  std::string directory;
+  std::string shell;
+  bool preserve_environment = false;
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, std::string>> options;  // -o
+  std::string session_name;                                  // -n
+  bool force = false;
+  int session_lock_timeout = -1;  // seconds; -1 = chroot.conf's (default 30)
+  int source_lock_timeout = -1;
+};
+
+class SessionManager {
+ public:
+  SessionManager(const Paths& paths, char** caller_env);
+
+  // -b: prints nothing; returns the session id.
+  std::string begin(const ChrootSet::Found& chroot, const SessionRequest& req);
+  // -r: the command's exit status.
+  int run(const std::string& id, const SessionRequest& req);
+  // -e
+  void end(const std::string& id, const SessionRequest& req);
+  // --recover-session: rolls back a session of a dead process, remounts an active
+  // one after a reboot, retries the undo of a broken one.
+  void recover(const std::string& id, const SessionRequest& req);
+  // The default action: begin in a private mount namespace, run, end.
+  int automatic(const ChrootSet::Found& chroot, const SessionRequest& req);
+  // A plain chroot: no session, runs in the directory as it is (schroot 1.6).
+  int run_plain(const ChrootSet::Found& chroot, const SessionRequest& req);
+
+  std::vector<std::string> session_ids() const;
+  SessionRecord read_record(const std::string& id) const;
+  // The chroot a session was made from, rebuilt from its record (never chroot.conf).
+  static ChrootDef definition_of(const SessionRecord& r);
+
+  // Is a live process working on this session? (its session lock is held, or it is
+  // an active -b session, which lives without a process).
+  bool is_live(const SessionRecord& r) const;
+
+ private:
+  friend class SessionTransaction;
+  Paths paths_;
+  char** caller_env_;
+};
+
+}  // namespace schroot

@@ -1,1 +1,306 @@
 #include "src/stages.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <gshadow.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <shadow.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+#include "src/error.h"
+#include "src/log.h"
+#include "src/sys/fs.h"
+#include "src/sys/mount.h"
+
+namespace schroot {
+
+namespace {
+
+bool is_octal(char c) { return c >= '0' && c <= '7'; }
+
+std::string unescape_fstab(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && is_octal(s[i + 1]) && is_octal(s[i + 2]) && is_octal(s[i + 3])) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool has_option(const std::string& options, const std::string& opt) {
+  std::istringstream in(options);
+  for (std::string o; std::getline(in, o, ',');)
+    if (o == opt) return true;
+  return false;
+}
+
+// Options that only select bind semantics; the rest go to the filesystem.
+std::string without_bind_options(const std::string& options) {
+  std::string out;
+  std::istringstream in(options);
+  for (std::string o; std::getline(in, o, ',');) {
+    if (o == "bind" || o == "rbind" || o == "defaults" || o.empty()) continue;
+    out += (out.empty() ? "" : ",") + o;
+  }
+  return out;
+}
+
+std::vector<std::string> read_lines(const std::string& file, const char* what) {
+  std::string text;
+  try {
+    text = sys::read_file(file);
+  } catch (const SystemError& e) {
+    throw UserError(std::string(what) + " file ‘" + file + "’: " + e.code().message());
+  }
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+void mount_entry(int root_fd, const std::string& root, const FstabEntry& e, const std::string& file) {
+  const std::string where = file + ":" + std::to_string(e.line) + ": " + e.dir;
+  const bool bind = has_option(e.options, "bind") || has_option(e.options, "rbind");
+  struct stat st;
+  const bool file_bind = bind && ::stat(e.spec.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
+  try {
+    sys::UniqueFd target = file_bind ? sys::ensure_file_in_root(root_fd, e.dir)
+                                     : sys::mkdir_p_in_root(root_fd, e.dir);
+    if (bind) {
+      sys::bind_mount(e.spec, target.get(), has_option(e.options, "rbind"));
+    } else {
+      sys::mount_filesystem(e.type, e.spec, without_bind_options(e.options), target.get());
+    }
+    // Re-resolve: the fd we hold still names the directory under the new mount.
+    sys::UniqueFd mounted = file_bind ? sys::resolve_in_root(root_fd, e.dir) : sys::mkdir_p_in_root(root_fd, e.dir);
+    sys::make_private(mounted.get(), has_option(e.options, "rbind"));
+    if (bind && has_option(e.options, "ro")) sys::make_readonly(mounted.get());
+  } catch (const SystemError& err) {
+    throw UserError("fstab " + where + " (in " + root + "): " + err.what());
+  }
+}
+
+}  // namespace
+
+std::vector<FstabEntry> parse_fstab(const std::string& text, const std::string& file) {
+  std::vector<FstabEntry> entries;
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    std::istringstream words(line);
+    FstabEntry e;
+    e.line = n;
+    if (!(words >> e.spec) || e.spec[0] == '#') continue;
+    if (!(words >> e.dir >> e.type))
+      throw UserError(file + ":" + std::to_string(n) + ": fstab line needs at least 3 fields: " + line);
+    if (!(words >> e.options)) e.options = "defaults";
+    e.spec = unescape_fstab(e.spec);
+    e.dir = unescape_fstab(e.dir);
+    if (e.dir.empty() || e.dir[0] != '/')
+      throw UserError(file + ":" + std::to_string(n) + ": mount point must be absolute: " + e.dir);
+    entries.push_back(e);
+  }
+  return entries;
+}
+
+void stage_fstab(const std::string& root, const std::string& fstab_file) {
+  auto lines = read_lines(fstab_file, "fstab");
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  sys::UniqueFd root_fd = sys::open_path(root);
+  for (const auto& e : parse_fstab(text, fstab_file)) {
+    log_debug("20fstab: " + e.spec + " on " + e.dir + " (" + e.type + ", " + e.options + ")");
+    mount_entry(root_fd.get(), root, e, fstab_file);
+  }
+}
+
+void stage_copyfiles(const std::string& root, const std::string& copyfiles_file) {
+  sys::UniqueFd root_fd = sys::open_path(root);
+  int n = 0;
+  for (const auto& line : read_lines(copyfiles_file, "copyfiles")) {
+    ++n;
+    std::istringstream words(line);
+    std::string src, dst;
+    if (!(words >> src) || src[0] == '#') continue;
+    if (!(words >> dst)) dst = src;
+    const std::string where = copyfiles_file + ":" + std::to_string(n);
+    if (src[0] != '/' || dst[0] != '/') {
+      log_warning(where + ": paths must be absolute; ignoring ‘" + line + "’");
+      continue;
+    }
+    try {
+      sys::copy_file_into_root(root_fd.get(), dst, src);
+    } catch (const SystemError& e) {
+      throw UserError("copyfiles " + where + ": " + src + " → " + dst + " (in " + root + "): " + e.what());
+    }
+  }
+}
+
+void stage_nssdatabases(const std::string& root, const std::string& nssdatabases_file) {
+  sys::UniqueFd root_fd = sys::open_path(root);
+  int n = 0;
+  for (const auto& line : read_lines(nssdatabases_file, "nssdatabases")) {
+    ++n;
+    std::istringstream words(line);
+    std::string db;
+    if (!(words >> db) || db[0] == '#') continue;
+    const std::string target = "/etc/" + db;
+    // Same file (the chroot's /etc bind-mounted from the host): nothing to do.
+    struct stat host_st, chroot_st;
+    sys::UniqueFd existing;
+    try {
+      existing = sys::resolve_in_root(root_fd.get(), target);
+    } catch (const SystemError&) {
+    }
+    if (existing && ::stat(target.c_str(), &host_st) == 0 && ::fstat(existing.get(), &chroot_st) == 0 &&
+        host_st.st_dev == chroot_st.st_dev && host_st.st_ino == chroot_st.st_ino) {
+      log_warning(db + ": the chroot's " + target + " is the host's; not copying");
+      continue;
+    }
+    const bool secret = db == "shadow" || db == "gshadow";
+    mode_t mode = secret ? 0640 : 0644;
+    gid_t gid = 0;
+    if (secret) {
+      if (struct group* g = ::getgrnam("shadow")) gid = g->gr_gid;
+    }
+    try {
+      sys::write_file_in_root(root_fd.get(), target, nss_database_text(db), mode, 0, gid);
+    } catch (const SystemError& e) {
+      throw UserError("nssdatabases " + nssdatabases_file + ":" + std::to_string(n) + ": " + db + " (in " + root +
+                      "): " + e.what());
+    }
+  }
+}
+
+void stage_chrootname(const std::string& root, const std::string& name) {
+  sys::UniqueFd root_fd = sys::open_path(root);
+  try {
+    sys::write_file_in_root(root_fd.get(), "/etc/debian_chroot", name + "\n", 0644);
+  } catch (const SystemError& e) {
+    throw UserError("50chrootname: /etc/debian_chroot (in " + root + "): " + e.what());
+  }
+}
+
+namespace {
+std::string join(char* const* list, const char* sep) {
+  std::string s;
+  for (; list && *list; ++list) s += (s.empty() ? "" : sep) + std::string(*list);
+  return s;
+}
+std::string optional_num(long v) { return v < 0 ? "" : std::to_string(v); }
+
+std::string passwd_text() {
+  std::string out;
+  ::setpwent();
+  while (struct passwd* p = ::getpwent())
+    out += std::string(p->pw_name) + ":" + p->pw_passwd + ":" + std::to_string(p->pw_uid) + ":" +
+           std::to_string(p->pw_gid) + ":" + p->pw_gecos + ":" + p->pw_dir + ":" + p->pw_shell + "\n";
+  ::endpwent();
+  return out;
+}
+std::string group_text() {
+  std::string out;
+  ::setgrent();
+  while (struct group* g = ::getgrent())
+    out += std::string(g->gr_name) + ":" + g->gr_passwd + ":" + std::to_string(g->gr_gid) + ":" +
+           join(g->gr_mem, ",") + "\n";
+  ::endgrent();
+  return out;
+}
+std::string shadow_text() {
+  std::string out;
+  ::setspent();
+  while (struct spwd* s = ::getspent())
+    out += std::string(s->sp_namp) + ":" + s->sp_pwdp + ":" + optional_num(s->sp_lstchg) + ":" +
+           optional_num(s->sp_min) + ":" + optional_num(s->sp_max) + ":" + optional_num(s->sp_warn) + ":" +
+           optional_num(s->sp_inact) + ":" + optional_num(s->sp_expire) + ":" +
+           (s->sp_flag == static_cast<unsigned long>(-1) ? "" : std::to_string(s->sp_flag)) + "\n";
+  ::endspent();
+  return out;
+}
+std::string gshadow_text() {
+  std::string out;
+  ::setsgent();
+  while (struct sgrp* g = ::getsgent())
+    out += std::string(g->sg_namp) + ":" + g->sg_passwd + ":" + join(g->sg_adm, ",") + ":" + join(g->sg_mem, ",") +
+           "\n";
+  ::endsgent();
+  return out;
+}
+std::string services_text() {
+  std::string out;
+  ::setservent(1);
+  while (struct servent* s = ::getservent()) {
+    std::string line = std::string(s->s_name) + " " + std::to_string(ntohs(s->s_port)) + "/" + s->s_proto;
+    for (char** a = s->s_aliases; a && *a; ++a) line += std::string(" ") + *a;
+    out += line + "\n";
+  }
+  ::endservent();
+  return out;
+}
+std::string protocols_text() {
+  std::string out;
+  ::setprotoent(1);
+  while (struct protoent* p = ::getprotoent()) {
+    std::string line = std::string(p->p_name) + " " + std::to_string(p->p_proto);
+    for (char** a = p->p_aliases; a && *a; ++a) line += std::string(" ") + *a;
+    out += line + "\n";
+  }
+  ::endprotoent();
+  return out;
+}
+std::string networks_text() {
+  std::string out;
+  ::setnetent(1);
+  while (struct netent* n = ::getnetent()) {
+    struct in_addr a;
+    a.s_addr = htonl(n->n_net);
+    std::string line = std::string(n->n_name) + " " + inet_ntoa(a);
+    for (char** al = n->n_aliases; al && *al; ++al) line += std::string(" ") + *al;
+    out += line + "\n";
+  }
+  ::endnetent();
+  return out;
+}
+std::string hosts_text() {
+  std::string out;
+  ::sethostent(1);
+  while (struct hostent* h = ::gethostent()) {
+    for (char** addr = h->h_addr_list; addr && *addr; ++addr) {
+      char buf[INET6_ADDRSTRLEN];
+      if (!::inet_ntop(h->h_addrtype, *addr, buf, sizeof buf)) continue;
+      std::string line = std::string(buf) + " " + h->h_name;
+      for (char** al = h->h_aliases; al && *al; ++al) line += std::string(" ") + *al;
+      out += line + "\n";
+    }
+  }
+  ::endhostent();
+  return out;
+}
+}  // namespace
+
+std::string nss_database_text(const std::string& db) {
+  if (db == "passwd") return passwd_text();
+  if (db == "group") return group_text();
+  if (db == "shadow") return shadow_text();
+  if (db == "gshadow") return gshadow_text();
+  if (db == "services") return services_text();
+  if (db == "protocols") return protocols_text();
+  if (db == "networks") return networks_text();
+  if (db == "hosts") return hosts_text();
+  throw UserError("nssdatabases: unsupported database ‘" + db +
+                  "’ (supported: passwd shadow group gshadow services protocols networks hosts)");
+}
+
+}  // namespace schroot

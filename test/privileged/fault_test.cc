@@ -1,1 +1,226 @@
+// Fault injection: schroot is SIGKILLed at every fail point of begin and end, and
+// from outside at random moments; then recovery runs, and nothing may leak: no
+// mount, loop device, record, lock holder or union directory. The counts are
+// printed so CI logs carry them. SCHROOT_TEST_LONG=1 (make check-long) runs more.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "src/sys/loop_device.h"
+#include "test/privileged/harness.h"
+
+using schroot::test::TestRoot;
+
+namespace {
+
+bool long_run() { return getenv("SCHROOT_TEST_LONG") != nullptr; }
+
+int run_cmd(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// Starts the schroot under test without waiting; returns its pid.
+pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::vector<std::string> a{SCHROOT_UNDER_TEST};
+    a.insert(a.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : a) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> e{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    e.insert(e.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (auto& s : e) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_status(pid_t pid) {
+  int ws = 0;
+  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+class Fault : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = root_.make_tree("bb");
+    image_ = root_.root() + "/srv/bb.img";
+    ASSERT_EQ(run_cmd("mke2fs -q -F -t ext4 -d " + tree_ + " " + image_ + " 16M"), 0);
+    struct stat st;
+    ASSERT_EQ(stat(image_.c_str(), &st), 0);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    root_.add_hook("15hook", "#!/bin/sh\nexit 0\n");
+    root_.write_config("[dir]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\n"
+                       "[ovl]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\nunion-type=overlay\n"
+                       "[img]\ntype=loopback\nfile=" + image_ + "\nprofile=minimal\nunion-type=overlay\n");
+  }
+
+  // Recovers everything, then ends what survived; counts failed recoveries.
+  void recover_all() {
+    auto rec = root_.schroot({"--recover-session", "--all-sessions"});
+    if (rec.status != 0) {
+      ++failed_recoveries_;
+      ADD_FAILURE() << "recover failed: " << rec.err;
+    }
+    auto end = root_.schroot({"--end-session", "--all-sessions"});
+    if (end.status != 0) {
+      ++failed_recoveries_;
+      ADD_FAILURE() << "end failed: " << end.err;
+    }
+  }
+
+  int leaks() {
+    int n = 0;
+    auto mounts = root_.mounts_below_root();
+    auto records = root_.records();
+    auto dirs = root_.union_dirs();
+    auto loops = schroot::sys::loops_backed_by(dev_, ino_);
+    auto holders = root_.lock_holder_files();
+    n += static_cast<int>(mounts.size() + records.size() + dirs.size() + loops.size() + holders.size());
+    EXPECT_EQ(n, 0) << "mounts " << ::testing::PrintToString(mounts) << " records "
+                    << ::testing::PrintToString(records) << " dirs " << ::testing::PrintToString(dirs)
+                    << " loops " << ::testing::PrintToString(loops) << " lock holders "
+                    << ::testing::PrintToString(holders);
+    return n;
+  }
+
+  TestRoot root_;
+  std::string tree_, image_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  int failed_recoveries_ = 0;
+};
+
+const char* const kBeginPoints[] = {"begin:written", "begin:00device", "begin:10mount", "begin:15hook",
+                                    "begin:20fstab", "begin:21copyfiles", "begin:22nssdatabases",
+                                    "begin:50chrootname", "begin:done", "begin:active"};
+const char* const kEndPoints[] = {"end:ending", "end:undo", "end:undone"};
+const char* const kChroots[] = {"dir", "ovl", "img"};
+
+TEST_F(Fault, KillAtEveryFailPointOfBeginAndEndLeaksNothing) {
+  int kills = 0, leaked = 0;
+  for (const char* chroot : kChroots) {
+    for (const char* point : kBeginPoints) {
+      int st = wait_status(spawn({"-c", chroot, "-b", "-n", "f"}, {std::string("SCHROOT_FAIL_AT=") + point}));
+      EXPECT_EQ(st, 128 + SIGKILL) << chroot << " " << point;
+      kills += st == 128 + SIGKILL;
+      recover_all();
+      leaked += leaks();
+    }
+    for (const char* point : kEndPoints) {
+      ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "f"}).status, 0);
+      int st = wait_status(spawn({"-c", "f", "-e"}, {std::string("SCHROOT_FAIL_AT=") + point}));
+      EXPECT_EQ(st, 128 + SIGKILL) << chroot << " " << point;
+      kills += st == 128 + SIGKILL;
+      recover_all();
+      leaked += leaks();
+    }
+    for (const char* point : kBeginPoints) {
+      int st = wait_status(spawn({"-c", chroot, "--", "true"}, {std::string("SCHROOT_FAIL_AT=") + point}));
+      kills += st == 128 + SIGKILL;
+      recover_all();
+      leaked += leaks();
+    }
+  }
+  std::printf("fault injection (fail points): %d SIGKILLs, %d leaked objects, %d failed recoveries\n", kills, leaked,
+              failed_recoveries_);
+  EXPECT_EQ(leaked, 0);
+  EXPECT_EQ(failed_recoveries_, 0);
+}
+
+TEST_F(Fault, RandomKillsFromOutsideDuringBeginAndEndLeakNothing) {
+  std::mt19937 rng(12345);
+  const int rounds = long_run() ? 1000 : 200;
+  int kills = 0, leaked = 0;
+  for (int i = 0; i < rounds; ++i) {
+    const char* chroot = kChroots[i % 3];
+    std::uniform_int_distribution<int> delay_us(0, 25000);
+    const bool during_end = (i / 3) % 2 == 1;
+    if (during_end) ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "r"}).status, 0);
+    pid_t pid = during_end ? spawn({"-c", "r", "-e"}) : spawn({"-c", chroot, "-b", "-n", "r"});
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    if (kill(pid, SIGKILL) == 0) ++kills;
+    wait_status(pid);
+    recover_all();
+    leaked += leaks();
+    if (leaked) break;
+  }
+  std::printf("fault injection (random): %d SIGKILLs over %d rounds, %d leaked objects, %d failed recoveries\n", kills,
+              rounds, leaked, failed_recoveries_);
+  EXPECT_GE(kills, rounds * 9 / 10);
+  EXPECT_EQ(leaked, 0);
+  EXPECT_EQ(failed_recoveries_, 0);
+}
+
+TEST_F(Fault, KilledAutomaticSessionIsCleanedUpByRecovery) {
+  for (const char* chroot : kChroots) {
+    pid_t pid = spawn({"-c", chroot, "-d", "/", "--", "sleep", "30"});
+    // Wait until the session is active, then kill schroot (its command lives on).
+    for (int i = 0; i < 200 && root_.records().empty(); ++i) usleep(10000);
+    usleep(200000);
+    kill(pid, SIGKILL);
+    wait_status(pid);
+
+    auto list = root_.schroot({"--list", "--all-sessions"});
+    EXPECT_NE(list.out.find("session:"), std::string::npos) << "automatic sessions are listed";
+    recover_all();
+    EXPECT_EQ(leaks(), 0) << chroot;
+  }
+}
+
+class Concurrency : public Fault {};
+
+TEST_F(Concurrency, SixteenParallelBeginRunEndLoopsNeverFailOrLeak) {
+  const auto duration = std::chrono::seconds(long_run() ? 30 : 10);
+  const int loops = 16;
+  std::vector<pid_t> workers;
+  for (int w = 0; w < loops; ++w) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      const char* chroot = kChroots[w % 2];  // dir and ovl: images have one claim each
+      const auto end = std::chrono::steady_clock::now() + duration;
+      int n = 0;
+      while (std::chrono::steady_clock::now() < end) {
+        const std::string id = "c" + std::to_string(w) + "-" + std::to_string(n++);
+        auto b = root_.schroot({"-c", chroot, "-b", "-n", id});
+        auto r = root_.schroot({"-c", id, "-r", "-d", "/", "--", "true"});
+        auto e = root_.schroot({"-c", id, "-e"});
+        if (b.status || r.status || e.status) {
+          std::fprintf(stderr, "worker %d: %s %s %s\n", w, b.err.c_str(), r.err.c_str(), e.err.c_str());
+          _exit(1);
+        }
+      }
+      std::printf("worker %d: %d sessions\n", w, n);
+      _exit(0);
+    }
+    workers.push_back(pid);
+  }
+  int failures = 0;
+  for (pid_t pid : workers) failures += wait_status(pid) != 0;
+  int leaked = leaks();
+  std::printf("concurrency: %d loops, %d failures, %d leaked objects\n", loops, failures, leaked);
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(leaked, 0);
+}
+
+}  // namespace

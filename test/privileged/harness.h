@@ -1,1 +1,52 @@
+// TestRoot: a fresh world for one end-to-end test. A tmpfs is mounted over
+// TEST_ROOT (the directory test/schroot-under-test has compiled in as its prefix)
+// inside the test binary's private mount namespace; it holds etc/schroot,
+// var/lib/schroot, run/schroot and busybox chroot trees. Nothing touches the host.
 #pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace schroot::test {
+
+struct RunResult {
+  int status = -1;  // exit status, or 128+signal
+  std::string out, err;
+};
+
+class TestRoot {
+ public:
+  TestRoot();
+  ~TestRoot();
+
+  std::string root() const;      // TEST_ROOT
+  std::string sysconf() const;   // ROOT/etc/schroot
+  std::string state() const;     // ROOT/var/lib/schroot
+  std::string run_dir() const;   // ROOT/run/schroot
+
+  // A busybox tree at ROOT/srv/NAME with bin/sh, etc/, proc/, sys/, dev/, tmp/, home/.
+  std::string make_tree(const std::string& name);
+  // ROOT/etc/schroot/chroot.conf (mode 0644, root-owned).
+  void write_config(const std::string& text);
+  void write_file(const std::string& path, const std::string& content, unsigned mode = 0644);
+  // A profile ROOT/etc/schroot/NAME/{fstab,copyfiles,nssdatabases}.
+  void write_profile(const std::string& name, const std::string& fstab, const std::string& copyfiles,
+                     const std::string& nssdatabases);
+  void add_hook(const std::string& name, const std::string& script);
+
+  // Runs the schroot under test with args; extra environment NAME=VALUE appended.
+  RunResult schroot(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                    const std::string& stdin_text = "") const;
+
+  // Mounts below ROOT other than ROOT's own tmpfs (leaks), records, union dirs.
+  std::vector<std::string> mounts_below_root() const;
+  std::vector<std::string> records() const;
+  std::vector<std::string> union_dirs() const;
+  std::vector<std::string> lock_holder_files() const;
+};
+
+std::string read_text(const std::string& path);
+bool path_exists(const std::string& path);
+
+}  // namespace schroot::test

@@ -1,1 +1,230 @@
+// End-to-end sessions: the real binary, real mounts, in a private mount namespace.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "test/privileged/harness.h"
+
+using schroot::test::path_exists;
+using schroot::test::read_text;
+using schroot::test::TestRoot;
+
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+class Session : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = root_.make_tree("bb");
+    root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ +
+                       "\nprofile=minimal\ndescription=busybox test\naliases=box\n");
+  }
+  void expect_no_leaks() {
+    EXPECT_TRUE(root_.mounts_below_root().empty()) << ::testing::PrintToString(root_.mounts_below_root());
+    EXPECT_TRUE(root_.records().empty()) << ::testing::PrintToString(root_.records());
+    EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
+  }
+  TestRoot root_;
+  std::string tree_;
+};
+
+TEST_F(Session, AutomaticSessionPassesTheCommandsExitStatus) {
+  auto r = root_.schroot({"-c", "bb", "--", "sh", "-c", "exit 7"});
+
+  EXPECT_EQ(r.status, 7) << r.err;
+  expect_no_leaks();
+}
+
+TEST_F(Session, AutomaticSessionRunsInTheChrootWithProcMounted) {
+  auto r = root_.schroot({"-c", "box", "-d", "/", "--", "sh", "-c", "test -e /proc/self/stat && echo inside"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "inside");
+  expect_no_leaks();
+}
+
+TEST_F(Session, CommandKilledBySignalGivesExitOneAndSaysWhy) {
+  auto r = root_.schroot({"-c", "bb", "-d", "/", "--", "sh", "-c", "kill -TERM $$"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("Child terminated by signal"), std::string::npos) << r.err;
+  expect_no_leaks();
+}
+
+TEST_F(Session, CommandThatCannotBeExecutedGivesExitOne) {
+  auto r = root_.schroot({"-c", "bb", "-d", "/", "--", "/nonexistent"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("Failed to execute"), std::string::npos) << r.err;
+  expect_no_leaks();
+}
+
+TEST_F(Session, BeginRunEndFromThreeProcesses) {
+  auto b = root_.schroot({"-c", "bb", "-b", "-n", "s1"});
+  ASSERT_EQ(b.status, 0) << b.err;
+  ASSERT_EQ(trim(b.out), "s1");
+  EXPECT_TRUE(path_exists(root_.run_dir() + "/mount/s1/bin/busybox"));
+  EXPECT_EQ(root_.records().size(), 1u);
+
+  auto r = root_.schroot({"-c", "s1", "-r", "-d", "/", "--", "sh", "-c", "echo ran > /tmp/mark; exit 3"});
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_EQ(read_text(tree_ + "/tmp/mark"), "ran\n");
+
+  auto e = root_.schroot({"-c", "s1", "-e"});
+  EXPECT_EQ(e.status, 0) << e.err;
+  expect_no_leaks();
+}
+
+TEST_F(Session, DefaultSessionIdIsChrootNameAndUuid) {
+  auto b = root_.schroot({"-c", "bb", "-b"});
+  ASSERT_EQ(b.status, 0) << b.err;
+  std::string id = trim(b.out);
+
+  EXPECT_EQ(id.rfind("bb-", 0), 0u) << id;
+  EXPECT_EQ(id.size(), 3u + 36u) << id;
+  EXPECT_EQ(root_.schroot({"-c", id, "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Session, RunAndEndUseOnlyTheRecordEvenAfterChrootConfChanged) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s2"}).status, 0);
+  root_.write_config("");
+
+  auto r = root_.schroot({"-c", "s2", "-r", "-d", "/", "--", "true"});
+  auto e = root_.schroot({"-c", "s2", "-e"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(e.status, 0) << e.err;
+  expect_no_leaks();
+}
+
+TEST_F(Session, ListAllSessionsShowsSessionNames) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s3"}).status, 0);
+
+  auto l = root_.schroot({"--list", "--all-sessions"});
+
+  EXPECT_EQ(trim(l.out), "session:s3") << l.err;
+  EXPECT_EQ(root_.schroot({"-c", "s3", "-e"}).status, 0);
+}
+
+TEST_F(Session, InfoOfASessionHasSchrootsSessionBlock) {
+  ASSERT_EQ(root_.schroot({"-c", "box", "-b", "-n", "s4"}).status, 0);
+
+  auto i = root_.schroot({"--info", "-c", "session:s4"});
+
+  EXPECT_EQ(i.status, 0) << i.err;
+  EXPECT_NE(i.out.find("─── Session ───"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("s4"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find(root_.run_dir() + "/mount/s4"), std::string::npos) << i.out;
+  EXPECT_EQ(root_.schroot({"-c", "s4", "-e"}).status, 0);
+}
+
+TEST_F(Session, EnvironmentHasSchrootVariablesAndNothingLeaks) {
+  auto r = root_.schroot({"-c", "box", "-d", "/", "--", "env"}, {"SECRET_FROM_CALLER=1", "LANG=C.UTF-8"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("SCHROOT_CHROOT_NAME=bb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SCHROOT_ALIAS_NAME=box"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SCHROOT_SESSION_ID=bb-"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("SECRET_FROM_CALLER"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("LANG="), std::string::npos) << r.out;
+}
+
+TEST_F(Session, PreserveEnvironmentKeepsCallerVariablesButFiltersLdPreload) {
+  auto r = root_.schroot({"-c", "bb", "-p", "-d", "/", "--", "env"}, {"KEEP_ME=1", "LD_PRELOAD=/x.so"});
+
+  EXPECT_NE(r.out.find("KEEP_ME=1"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("LD_PRELOAD"), std::string::npos) << r.out;
+}
+
+TEST_F(Session, FailingHookRollsBackTheWholeSession) {
+  root_.add_hook("15fail", "#!/bin/sh\n[ \"$1\" = setup-start ] && exit 3\nexit 0\n");
+
+  auto b = root_.schroot({"-c", "bb", "-b", "-n", "s5"});
+
+  EXPECT_EQ(b.status, 1);
+  EXPECT_NE(b.err.find("15fail"), std::string::npos) << b.err;
+  expect_no_leaks();
+}
+
+TEST_F(Session, HooksRunInOrderBetweenCoreStagesAndInReverseAtStop) {
+  const std::string log = root_.root() + "/hook.log";
+  for (const char* name : {"05first", "15second", "60third"})
+    root_.add_hook(name, std::string("#!/bin/sh\necho \"") + name + " $1 $2 $(test -e \"$CHROOT_PATH/proc/self\" && echo proc)\" >> " + log + "\n");
+
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s6"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "s6", "-e"}).status, 0);
+
+  EXPECT_EQ(read_text(log),
+            "05first setup-start ok \n15second setup-start ok \n60third setup-start ok proc\n"
+            "60third setup-stop ok proc\n15second setup-stop ok \n05first setup-stop ok \n");
+  expect_no_leaks();
+}
+
+TEST_F(Session, HookEnvironmentDescribesTheSession) {
+  const std::string out = root_.root() + "/env.txt";
+  root_.add_hook("30env", "#!/bin/sh\n[ \"$1\" = setup-start ] && env > " + out + "\nexit 0\n");
+
+  ASSERT_EQ(root_.schroot({"-c", "box", "-b", "-n", "s7"}).status, 0);
+  std::string env = read_text(out);
+  root_.schroot({"-c", "s7", "-e"});
+
+  EXPECT_NE(env.find("CHROOT_NAME=bb\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("SESSION_ID=s7\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("CHROOT_ALIAS=box\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("CHROOT_MOUNT_LOCATION=" + root_.run_dir() + "/mount/s7\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("SETUP_FSTAB=minimal/fstab\n"), std::string::npos) << env;
+}
+
+TEST_F(Session, EndWhileRunIsActiveWaitsThenFailsNamingTheSession) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s8"}).status, 0);
+  pid_t runner = fork();
+  if (runner == 0) {
+    root_.schroot({"-c", "s8", "-r", "-d", "/", "--", "sleep", "3"});
+    _exit(0);
+  }
+  usleep(500 * 1000);
+
+  auto e = root_.schroot({"-c", "s8", "-e", "--session-lock-timeout", "1"});
+
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.err.find("s8"), std::string::npos) << e.err;
+  EXPECT_TRUE(path_exists(root_.run_dir() + "/mount/s8/bin/busybox"));
+  auto f = root_.schroot({"-c", "s8", "-e", "-f"});
+  EXPECT_EQ(f.status, 0) << f.err;
+  int ws;
+  waitpid(runner, &ws, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Session, StageFailureRollsBackForEachStage) {
+  struct Case {
+    const char* what;
+    std::string fstab, copyfiles, nss;
+  };
+  const Case cases[] = {
+      {"fstab", "nosuchfs /proc nosuchfs defaults 0 0\n", "", ""},
+      {"copyfiles", "", "/nonexistent/file\n", ""},
+      {"nssdatabases", "", "", "nosuchdb\n"},
+  };
+  for (const auto& c : cases) {
+    root_.write_profile("broken", "proc /proc proc defaults 0 0\n" + c.fstab, c.copyfiles, c.nss);
+    root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=broken\n");
+
+    auto b = root_.schroot({"-c", "bb", "-b", "-n", "fail"});
+
+    EXPECT_EQ(b.status, 1) << c.what;
+    expect_no_leaks();
+  }
+}
+
+TEST_F(Session, DebianChrootNamesTheChroot) {
+  auto r = root_.schroot({"-c", "box", "-d", "/", "--", "cat", "/etc/debian_chroot"});
+
+  EXPECT_EQ(trim(r.out), "bb") << r.err;
+}
+
+}  // namespace

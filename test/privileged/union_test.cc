@@ -1,1 +1,173 @@
+// Overlay unions and loop-file images, end to end with the real binary.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "src/sys/loop_device.h"
+#include "test/privileged/harness.h"
+
+using schroot::test::path_exists;
+using schroot::test::read_text;
+using schroot::test::TestRoot;
+
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+int run(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+class Union : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = root_.make_tree("bb");
+    root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ +
+                       "\nprofile=minimal\nunion-type=overlay\n"
+                       "[img]\ntype=loopback\nfile=" + root_.root() + "/srv/bb.img\nprofile=minimal\n"
+                       "[img-union]\ntype=loopback\nfile=" + root_.root() + "/srv/bb.img\nprofile=minimal\nunion-type=overlay\n");
+  }
+  void make_image() {
+    ASSERT_EQ(run("mke2fs -q -F -t ext4 -d " + tree_ + " " + root_.root() + "/srv/bb.img 16M"), 0);
+    struct stat st;
+    ASSERT_EQ(stat((root_.root() + "/srv/bb.img").c_str(), &st), 0);
+    img_dev_ = st.st_dev;
+    img_ino_ = st.st_ino;
+  }
+  void expect_no_leaks() {
+    EXPECT_TRUE(root_.mounts_below_root().empty()) << ::testing::PrintToString(root_.mounts_below_root());
+    EXPECT_TRUE(root_.records().empty()) << ::testing::PrintToString(root_.records());
+    EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
+    if (img_ino_) EXPECT_TRUE(schroot::sys::loops_backed_by(img_dev_, img_ino_).empty());
+  }
+  TestRoot root_;
+  std::string tree_;
+  dev_t img_dev_ = 0;
+  ino_t img_ino_ = 0;
+};
+
+TEST_F(Union, ChangesInAUnionSessionNeverReachTheSource) {
+  auto r = root_.schroot({"-c", "bb", "-d", "/", "--", "sh", "-c", "touch /x && rm /bin/ls && test -e /x"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(path_exists(tree_ + "/x"));
+  EXPECT_TRUE(path_exists(tree_ + "/bin/ls"));
+  expect_no_leaks();
+}
+
+TEST_F(Union, SourceSessionChangesPersist) {
+  auto r = root_.schroot({"-c", "source:bb", "-d", "/", "--", "touch", "/persisted"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(path_exists(tree_ + "/persisted"));
+  expect_no_leaks();
+}
+
+TEST_F(Union, BegunUnionSessionKeepsItsChangesUntilEnded) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "u1"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "u1", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /state"}).status, 0);
+
+  auto r = root_.schroot({"-c", "u1", "-r", "-d", "/", "--", "cat", "/state"});
+
+  EXPECT_EQ(trim(r.out), "kept");
+  EXPECT_TRUE(path_exists(root_.state() + "/union/overlay/u1/upper/state"));
+  EXPECT_EQ(root_.schroot({"-c", "u1", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, SourceSessionWaitsForUnionSessionsAndNamesThem) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "u2"}).status, 0);
+
+  auto s = root_.schroot({"-c", "source:bb", "-b", "-n", "src", "--source-lock-timeout", "1"});
+
+  EXPECT_EQ(s.status, 1);
+  EXPECT_NE(s.err.find("u2"), std::string::npos) << s.err;
+  EXPECT_EQ(root_.schroot({"-c", "u2", "-e"}).status, 0);
+  auto again = root_.schroot({"-c", "source:bb", "-b", "-n", "src"});
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(root_.schroot({"-c", "src", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, RecoverAfterRebootRemountsWithTheSessionsChanges) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "u3"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "u3", "-r", "-d", "/", "--", "touch", "/survivor"}).status, 0);
+  // Simulate a reboot: mounts vanish, the record's boot id is an old one.
+  ASSERT_EQ(run("umount -R " + root_.run_dir() + "/mount/u3 && umount -R " + root_.state() + "/union/underlay/u3"), 0);
+  const std::string rec = root_.state() + "/session/u3";
+  std::string text = read_text(rec);
+  auto pos = text.find("\"boot-id\": \"");
+  ASSERT_NE(pos, std::string::npos);
+  text.replace(pos + 12, 36, "00000000-0000-0000-0000-000000000000");
+  root_.write_file(rec, text);
+  EXPECT_EQ(root_.schroot({"-c", "u3", "-r", "--", "true"}).status, 1);
+
+  auto rec_result = root_.schroot({"-c", "u3", "--recover-session"});
+  auto r = root_.schroot({"-c", "u3", "-r", "-d", "/", "--", "test", "-e", "/survivor"});
+
+  EXPECT_EQ(rec_result.status, 0) << rec_result.err;
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(root_.schroot({"-c", "u3", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, LoopbackImageSessionMountsTheImage) {
+  make_image();
+
+  auto r = root_.schroot({"-c", "img", "-d", "/", "--", "sh", "-c", "test -x /bin/busybox && touch /written"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  expect_no_leaks();
+}
+
+TEST_F(Union, UnionOverImageLeavesTheImageUnchanged) {
+  make_image();
+  std::string before = read_text(root_.root() + "/srv/bb.img");
+
+  auto r = root_.schroot({"-c", "img-union", "-d", "/", "--", "sh", "-c", "touch /x && test -e /x"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(read_text(root_.root() + "/srv/bb.img") == before);
+  expect_no_leaks();
+}
+
+TEST_F(Union, TwoUnionSessionsOfOneImageRunSideBySide) {
+  make_image();
+  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", "i1"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", "i2"}).status, 0);
+
+  EXPECT_EQ(schroot::sys::loops_backed_by(img_dev_, img_ino_).size(), 2u);
+  EXPECT_EQ(root_.schroot({"-c", "i1", "-e"}).status, 0);
+  EXPECT_EQ(root_.schroot({"-c", "i2", "-r", "-d", "/", "--", "true"}).status, 0);
+  EXPECT_EQ(root_.schroot({"-c", "i2", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, MissingImageFailsCleanly) {
+  auto r = root_.schroot({"-c", "img", "--", "true"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bb.img"), std::string::npos) << r.err;
+  expect_no_leaks();
+}
+
+TEST_F(Union, CorruptImageReleasesItsLoopDevice) {
+  ASSERT_EQ(run("head -c 8M /dev/zero > " + root_.root() + "/srv/bb.img"), 0);
+  struct stat st;
+  ASSERT_EQ(stat((root_.root() + "/srv/bb.img").c_str(), &st), 0);
+  img_dev_ = st.st_dev;
+  img_ino_ = st.st_ino;
+  root_.write_config("[img]\ntype=loopback\nfile=" + root_.root() + "/srv/bb.img\nfilesystem-type=ext4\n");
+
+  auto r = root_.schroot({"-c", "img", "--", "true"});
+
+  EXPECT_EQ(r.status, 1);
+  expect_no_leaks();
+}
+
+}  // namespace

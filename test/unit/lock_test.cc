@@ -1,1 +1,368 @@
+// FileLock between real processes: children made with fork hold locks, pipes say when.
+#include "src/lock.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <tuple>
+
 #include <gtest/gtest.h>
+
+namespace schroot {
+namespace {
+
+using std::chrono::milliseconds;
+namespace fs = std::filesystem;
+
+// A child process that takes `mode` on `path`, says so through a pipe, and holds the
+// lock until told to go (or killed).
+class LockHolder {
+ public:
+  LockHolder(const std::string& path, LockMode mode) {
+    int ready[2], go[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      ::close(go[1]);
+      int rc = 0;
+      try {
+        FileLock lock = FileLock::acquire(path, mode, milliseconds(1000), "test");
+        char c = 'r', b;
+        if (::write(ready[1], &c, 1) != 1) rc = 2;
+        // A byte, not EOF: other children may hold copies of this pipe's write end.
+        if (::read(go[0], &b, 1) != 1) rc = 3;
+      } catch (...) {
+        rc = 1;
+      }
+      ::_exit(rc);
+    }
+    ::close(ready[1]);
+    ::close(go[0]);
+    go_ = go[1];
+    char c;
+    held_ = pid_ > 0 && ::read(ready[0], &c, 1) == 1;
+    ::close(ready[0]);
+  }
+  ~LockHolder() { stop(); }
+
+  bool held() const { return held_; }
+  pid_t pid() const { return pid_; }
+
+  // Lets the child release its lock and exit; returns its exit status.
+  int stop() {
+    if (pid_ <= 0) return -1;
+    char c = 'g';
+    (void)!::write(go_, &c, 1);
+    return reap();
+  }
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    reap();
+  }
+
+ private:
+  int reap() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    ::close(go_);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  pid_t pid_ = -1;
+  int go_ = -1;
+  bool held_ = false;
+};
+
+// Runs f in a forked child and returns its exit status (f's return value).
+template <typename F>
+int in_child(F f) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = 99;
+    try {
+      rc = f();
+    } catch (...) {
+    }
+    ::_exit(rc);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+class FileLockTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "schroot-lock-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/test.lock";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string dir_, path_;
+};
+
+const char* name(LockMode m) { return m == LockMode::kShared ? "shared" : "exclusive"; }
+
+class FileLockMatrix : public FileLockTest,
+                       public ::testing::WithParamInterface<std::tuple<LockMode, LockMode>> {};
+
+TEST_P(FileLockMatrix, OnlySharedWithSharedIsGranted) {
+  auto [held, wanted] = GetParam();
+  LockHolder holder(path_, held);
+  ASSERT_TRUE(holder.held());
+  const bool compatible = held == LockMode::kShared && wanted == LockMode::kShared;
+  if (compatible) {
+    FileLock lock = FileLock::acquire(path_, wanted, milliseconds(100), "test");
+    EXPECT_EQ(lock.mode(), wanted);
+  } else {
+    EXPECT_THROW(FileLock::acquire(path_, wanted, milliseconds(100), "test"), LockTimeout);
+  }
+  EXPECT_EQ(holder.stop(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllModes, FileLockMatrix,
+    ::testing::Combine(::testing::Values(LockMode::kShared, LockMode::kExclusive),
+                       ::testing::Values(LockMode::kShared, LockMode::kExclusive)),
+    [](const auto& info) {
+      return std::string(name(std::get<0>(info.param))) + "_held_" + name(std::get<1>(info.param)) + "_wanted";
+    });
+
+TEST_F(FileLockTest, CreatesTheLockFile) {
+  FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  struct stat st;
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(lock.path(), path_);
+  EXPECT_GE(lock.fd(), 0);
+  EXPECT_TRUE(::fcntl(lock.fd(), F_GETFD) & FD_CLOEXEC);
+}
+
+TEST_F(FileLockTest, TimeoutIsRespected) {
+  LockHolder holder(path_, LockMode::kExclusive);
+  ASSERT_TRUE(holder.held());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(FileLock::acquire(path_, LockMode::kExclusive, milliseconds(300), "test"), LockTimeout);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, milliseconds(300));
+  EXPECT_LT(elapsed, milliseconds(800));
+}
+
+TEST_F(FileLockTest, WaiterGetsTheLockWhenTheHolderLetsGo) {
+  LockHolder holder(path_, LockMode::kExclusive);
+  ASSERT_TRUE(holder.held());
+  int waiting[2];
+  ASSERT_EQ(::pipe2(waiting, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(waiting[0]);
+    char c = 'w';
+    if (::write(waiting[1], &c, 1) != 1) ::_exit(4);
+    try {
+      FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(1500), "test");
+    } catch (...) {
+      ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  ::close(waiting[1]);
+  char c;
+  ASSERT_EQ(::read(waiting[0], &c, 1), 1);
+  ::close(waiting[0]);
+  EXPECT_EQ(holder.stop(), 0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
+TEST_F(FileLockTest, KilledHolderReleasesItsLock) {
+  LockHolder holder(path_, LockMode::kExclusive);
+  ASSERT_TRUE(holder.held());
+  EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kExclusive));
+  holder.kill9();
+  EXPECT_TRUE(FileLock::try_acquire(path_, LockMode::kExclusive));
+}
+
+TEST_F(FileLockTest, TwoLocksInOneProcessConflict) {
+  FileLock first = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kExclusive));
+  EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kShared));
+}
+
+TEST_F(FileLockTest, TwoSharedLocksInOneProcessCoexist) {
+  FileLock first = FileLock::acquire(path_, LockMode::kShared, milliseconds(0), "test");
+  std::optional<FileLock> second = FileLock::try_acquire(path_, LockMode::kShared);
+  ASSERT_TRUE(second);
+  first.release();
+  // Still held by the second one.
+  EXPECT_FALSE(FileLock::is_free(path_, LockMode::kExclusive));
+  EXPECT_EQ(FileLock::holder_pids(path_), std::vector<pid_t>{::getpid()});
+}
+
+TEST_F(FileLockTest, ClosingAnotherFdOfTheFileKeepsTheLock) {
+  FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  // With POSIX fcntl locks this close would drop the process's lock.
+  int other = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(other, 0);
+  ::close(other);
+  int rc = in_child([&] { return FileLock::try_acquire(path_, LockMode::kShared) ? 1 : 0; });
+  EXPECT_EQ(rc, 0) << "another process got the lock";
+}
+
+TEST_F(FileLockTest, ReleaseInAForkedChildKeepsTheParentsLock) {
+  FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  int rc = in_child([&] {
+    lock.release();  // the child's copy of the fd: closes it, must not unlock
+    return 0;
+  });
+  ASSERT_EQ(rc, 0);
+  EXPECT_FALSE(FileLock::is_free(path_, LockMode::kShared));
+  lock.release();
+  EXPECT_TRUE(FileLock::is_free(path_, LockMode::kExclusive));
+}
+
+TEST_F(FileLockTest, ExecutedProgramsDoNotInheritTheLockUnlessAsked) {
+  FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  // Returns whether a program exec'd by a child has the lock's fd open.
+  auto exec_inherits = [&]() {
+    int sync[2], hold[2];
+    if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe(hold) != 0) return false;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(hold[0], 0);
+      ::execlp("cat", "cat", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(sync[1]);
+    ::close(hold[0]);
+    char c;
+    (void)!::read(sync[0], &c, 1);  // EOF once exec closed the child's write end
+    ::close(sync[0]);
+    char target[4096] = {};
+    std::string fd_link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(lock.fd());
+    ssize_t n = ::readlink(fd_link.c_str(), target, sizeof target - 1);
+    ::close(hold[1]);  // cat sees EOF and exits
+    ::waitpid(pid, nullptr, 0);
+    return n > 0 && fs::equivalent(target, path_);
+  };
+  EXPECT_FALSE(exec_inherits());
+  lock.set_cloexec(false);
+  EXPECT_TRUE(exec_inherits());
+}
+
+TEST_F(FileLockTest, TimeoutMessageNamesWhatTheFileAndTheHolder) {
+  LockHolder holder(path_, LockMode::kExclusive);
+  ASSERT_TRUE(holder.held());
+  try {
+    FileLock::acquire(path_, LockMode::kShared, milliseconds(50), "session sid-42");
+    FAIL() << "acquired a held lock";
+  } catch (const LockTimeout& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("session sid-42"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path_), std::string::npos) << msg;
+    EXPECT_NE(msg.find("pid " + std::to_string(holder.pid())), std::string::npos) << msg;
+    EXPECT_EQ(e.holders(), std::vector<pid_t>{holder.pid()});
+  }
+}
+
+TEST_F(FileLockTest, HolderPidsListsEverySharedHolder) {
+  LockHolder child(path_, LockMode::kShared);
+  ASSERT_TRUE(child.held());
+  FileLock mine = FileLock::acquire(path_, LockMode::kShared, milliseconds(0), "test");
+  std::vector<pid_t> expected{child.pid(), ::getpid()};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(FileLock::holder_pids(path_), expected);
+  EXPECT_EQ(child.stop(), 0);
+  EXPECT_EQ(FileLock::holder_pids(path_), std::vector<pid_t>{::getpid()});
+  mine.release();
+  EXPECT_TRUE(FileLock::holder_pids(path_).empty());
+}
+
+TEST_F(FileLockTest, NotesOfKilledHoldersAreIgnoredAndRemoved) {
+  LockHolder holder(path_, LockMode::kExclusive);
+  ASSERT_TRUE(holder.held());
+  holder.kill9();  // leaves its note behind
+  EXPECT_FALSE(fs::is_empty(path_ + ".holders"));
+  EXPECT_TRUE(FileLock::holder_pids(path_).empty());
+  EXPECT_TRUE(fs::is_empty(path_ + ".holders"));
+}
+
+TEST_F(FileLockTest, DowngradeLetsASharedWaiterIn) {
+  FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  int waiting[2];
+  ASSERT_EQ(::pipe2(waiting, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(waiting[0]);
+    int rc = 0;
+    try {
+      if (FileLock::try_acquire(path_, LockMode::kShared)) ::_exit(3);  // not yet
+      char c = 'w';
+      if (::write(waiting[1], &c, 1) != 1) ::_exit(4);
+      FileLock shared = FileLock::acquire(path_, LockMode::kShared, milliseconds(1500), "test");
+    } catch (...) {
+      rc = 1;
+    }
+    ::_exit(rc);
+  }
+  ::close(waiting[1]);
+  char c;
+  ASSERT_EQ(::read(waiting[0], &c, 1), 1);
+  ::close(waiting[0]);
+  lock.downgrade_to_shared();
+  EXPECT_EQ(lock.mode(), LockMode::kShared);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  // Still held shared: an exclusive lock is refused.
+  EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kExclusive));
+  EXPECT_TRUE(FileLock::is_free(path_, LockMode::kShared));
+}
+
+TEST_F(FileLockTest, IsFreeFollowsTheHeldMode) {
+  EXPECT_TRUE(FileLock::is_free(path_));  // no file yet
+  EXPECT_TRUE(FileLock::is_free(path_, LockMode::kShared));
+  {
+    FileLock lock = FileLock::acquire(path_, LockMode::kShared, milliseconds(0), "test");
+    EXPECT_TRUE(FileLock::is_free(path_, LockMode::kShared));
+    EXPECT_FALSE(FileLock::is_free(path_, LockMode::kExclusive));
+  }
+  {
+    FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+    EXPECT_FALSE(FileLock::is_free(path_, LockMode::kShared));
+    EXPECT_FALSE(FileLock::is_free(path_, LockMode::kExclusive));
+  }
+  EXPECT_TRUE(FileLock::is_free(path_));
+}
+
+TEST_F(FileLockTest, MovedLockKeepsHoldingIt) {
+  FileLock a = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
+  FileLock b = std::move(a);
+  EXPECT_EQ(a.fd(), -1);
+  EXPECT_FALSE(FileLock::is_free(path_));
+  a.release();  // the moved-from object owns nothing
+  EXPECT_FALSE(FileLock::is_free(path_));
+  b.release();
+  EXPECT_TRUE(FileLock::is_free(path_));
+}
+
+TEST_F(FileLockTest, MissingDirectoryIsASystemError) {
+  EXPECT_THROW(FileLock::acquire(dir_ + "/no/such.lock", LockMode::kShared, milliseconds(0), "test"),
+               SystemError);
+}
+
+}  // namespace
+}  // namespace schroot

@@ -1,0 +1,82 @@
+#include "src/claims.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <sstream>
+
+#include "src/error.h"
+#include "src/sys/fs.h"
+
+namespace schroot {
+
+std::vector<Claim> ClaimStore::read(const std::string& chroot) const {
+  std::string text;
+  try {
+    text = sys::read_file(file(chroot));
+  } catch (const SystemError& e) {
+    if (e.code().value() == ENOENT) return {};
+    throw;
+  }
+  std::vector<Claim> claims;
+  std::istringstream in(text);
+  std::string mode, session;
+  while (in >> mode >> session)
+    claims.push_back({mode == "exclusive" ? ClaimMode::kExclusive : ClaimMode::kShared, session});
+  return claims;
+}
+
+void ClaimStore::write(const std::string& chroot, const std::vector<Claim>& claims) const {
+  if (claims.empty()) {
+    if (::unlink(file(chroot).c_str()) != 0 && errno != ENOENT)
+      throw SystemError("remove claims", file(chroot), errno);
+    return;
+  }
+  std::string text;
+  for (const auto& c : claims)
+    text += std::string(c.mode == ClaimMode::kExclusive ? "exclusive " : "shared ") + c.session + "\n";
+  // Not fsynced: the session records are; a claim file lost to a power cut only
+  // loses the serialisation of sessions that the reboot ended anyway.
+  sys::atomic_write_file(file(chroot), text, 0644, /*durable=*/false);
+}
+
+std::vector<std::string> ClaimStore::try_claim(const std::string& chroot, const Claim& ours,
+                                               const std::function<bool(const std::string&)>& is_live) const {
+  std::vector<Claim> kept;
+  std::vector<std::string> in_the_way;
+  bool dropped = false;
+  for (const auto& c : read(chroot)) {
+    if (c.session == ours.session) continue;
+    const bool conflicts = c.mode == ClaimMode::kExclusive || ours.mode == ClaimMode::kExclusive;
+    // Liveness is only asked of claims in the way: a shared begin next to 1,000
+    // shared sessions reads one small file and checks nothing else.
+    if (conflicts && !is_live(c.session)) {
+      dropped = true;
+      continue;
+    }
+    kept.push_back(c);
+    if (conflicts) in_the_way.push_back(c.session);
+  }
+  if (!in_the_way.empty()) {
+    if (dropped) write(chroot, kept);
+    return in_the_way;
+  }
+  kept.push_back(ours);
+  write(chroot, kept);
+  return {};
+}
+
+void ClaimStore::release(const std::string& chroot, const std::string& session) const {
+  std::vector<Claim> kept;
+  bool found = false;
+  for (const auto& c : read(chroot)) {
+    if (c.session == session) {
+      found = true;
+      continue;
+    }
+    kept.push_back(c);
+  }
+  if (found) write(chroot, kept);
+}
+
+}  // namespace schroot
