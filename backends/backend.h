@@ -5,17 +5,23 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "src/chroot_def.h"
 #include "src/paths.h"
 #include "src/record.h"
+#include "src/sys/loop_device.h"
 
 namespace schroot::backends {
 
 // What the engine knows about the session being built; backends fill mount_device.
 struct SessionContext {
+  SessionContext(const ChrootDef& d, const Paths& p, std::string session_id, std::string location,
+                 bool source = false, bool recover = false)
+      : def(d), paths(p), id(std::move(session_id)), mount_location(std::move(location)),
+        source_session(source), recovering(recover) {}
   const ChrootDef& def;
   const Paths& paths;
   std::string id;
@@ -23,6 +29,9 @@ struct SessionContext {
   bool source_session = false; // source:NAME: the source itself, read-write, no union
   bool recovering = false;     // remounting an existing session after a reboot
   std::string mount_device;    // set by the device stage (/dev/loopN), for hooks and --info
+  // The loop device, held open from attach until it is mounted: an autoclear device
+  // with no opener left would be detached by the kernel before the mount.
+  std::optional<sys::LoopDevice> loop;
 };
 
 class SourceBackend {

@@ -52,10 +52,8 @@ void LoopbackBackend::attach_device(SessionContext& ctx) const {
   // A union's lower layer is never written; a source: session writes the image.
   opts.read_only = ctx.def.is_union() && !ctx.source_session;
   opts.label = ctx.id;
-  sys::LoopDevice loop = sys::LoopDevice::attach(ctx.def.file, opts);
-  ctx.mount_device = loop.path();
-  // Autoclear detaches it once unmounted; until then the record's undo owns it.
-  loop.release();
+  ctx.loop.emplace(sys::LoopDevice::attach(ctx.def.file, opts));
+  ctx.mount_device = ctx.loop->path();
 }
 
 void LoopbackBackend::mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const {
@@ -74,6 +72,8 @@ void LoopbackBackend::mount_tree(SessionContext& ctx, const std::string& target,
     throw UserError(ctx.def.name + ": cannot mount image ‘" + ctx.def.file + "’ (" + ctx.mount_device + ", " +
                     fstype + "): " + e.what());
   }
+  // Mounted: autoclear now detaches it at unmount; until then the record's undo owns it.
+  if (ctx.loop) ctx.loop->release();
   sys::UniqueFd mounted = sys::open_path(target);
   sys::make_private(mounted.get(), false);
 }

@@ -3,7 +3,11 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
+#include <optional>
+#include <sys/wait.h>
 #include <iostream>
 
 #include "backends/registry.h"
@@ -54,23 +58,42 @@ SessionRequest to_session_request(const Request& r) {
 // Names of sessions selected by -c (session namespace by default) or --all-sessions.
 std::vector<std::string> selected_sessions(const Request& req, const SessionManager& sessions) {
   if (req.all_sessions) return sessions.session_ids();
+  const std::vector<std::string> existing = sessions.session_ids();
   std::vector<std::string> ids, missing;
   for (std::string name : req.chroots) {
     const std::string prefix = "session:";
     if (name.compare(0, prefix.size(), prefix) == 0) name = name.substr(prefix.size());
-    if (name.find(':') != std::string::npos || !RecordStore(Paths::installed()).exists(name)) {
+    if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
       missing.push_back(name);
       continue;
     }
     ids.push_back(name);
   }
-  (void)sessions;
   if (!missing.empty()) {
     std::string names;
     for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
     throw UserError(names + (missing.size() == 1 ? ": Session not found" : ": Sessions not found"));
   }
   return ids;
+}
+
+struct Selected {
+  Namespace ns;
+  const ChrootDef* def;  // chroot and source namespaces
+  std::string session;   // session namespace
+};
+
+// One -c name for a read-only action: a chroot, source chroot, alias or session
+// (sessions need the session: prefix, as in schroot 1.6).
+Selected resolve_selection(const std::string& name, const ChrootSet& chroots, const std::vector<std::string>& ids) {
+  const std::string prefix = "session:";
+  if (name.compare(0, prefix.size(), prefix) == 0) {
+    std::string id = name.substr(prefix.size());
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) return {Namespace::kSession, nullptr, id};
+  } else if (auto found = chroots.find(name, Namespace::kChroot)) {
+    return {found->ns, found->def, ""};
+  }
+  throw UserError(name + ": Chroot not found");
 }
 
 int session_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
@@ -164,43 +187,64 @@ int session_action(const Request& req, const ChrootSet& chroots, SessionManager&
   }
 }
 
+// --list, --info, --config, --location.
 int read_only_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
-  OutputSelection sel;
-  sel.names = req.chroots;
-  sel.all_chroots = req.all_chroots;
-  sel.all_sessions = req.all_sessions;
-  sel.all_source_chroots = req.all_source_chroots;
-  sel.exclude_aliases = req.exclude_aliases;
+  std::vector<std::string> ids = sessions.session_ids();
+  bool all_chroots = req.all_chroots, all_sources = req.all_source_chroots, all_sessions = req.all_sessions;
   if (req.chroots.empty() && !req.any_all()) {
-    // Default: all chroots (and source chroots for --list/--info).
-    sel.all_chroots = true;
-    sel.all_source_chroots = req.action == Action::kList || req.action == Action::kInfo;
+    // Default: all chroots (and source chroots for --list and --info).
+    all_chroots = true;
+    all_sources = req.action == Action::kList || req.action == Action::kInfo;
   }
-  std::vector<SessionRecord> records;
-  for (const auto& id : sessions.session_ids()) {
-    try {
-      records.push_back(sessions.read_record(id));
-    } catch (const std::exception& e) {
-      log_warning(e.what());
+  if (req.action == Action::kList) {
+    ListOptions opts{all_chroots, all_sources, all_sessions, req.exclude_aliases};
+    for (const auto& name : req.chroots) resolve_selection(name, chroots, ids);  // unknown names fail
+    std::cout << format_list(chroots, ids, req.chroots, opts) << std::flush;
+    return 0;
+  }
+  // What is selected, in order: chroots, then sessions, then sources (schroot's order).
+  std::vector<Selected> selected;
+  if (!req.chroots.empty()) {
+    for (const auto& name : req.chroots) selected.push_back(resolve_selection(name, chroots, ids));
+  } else {
+    if (all_chroots)
+      for (const auto& [name, def] : chroots.chroots) selected.push_back({Namespace::kChroot, &def, ""});
+    if (all_sessions)
+      for (const auto& id : ids) selected.push_back({Namespace::kSession, nullptr, id});
+    if (all_sources)
+      for (const auto& [name, def] : chroots.chroots)
+        if (def.has_source()) selected.push_back({Namespace::kSource, &def, ""});
+  }
+  std::vector<std::string> blocks;
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> groups;
+  std::string out;
+  for (const auto& sel : selected) {
+    std::optional<SessionInfo> session;
+    if (sel.ns == Namespace::kSession) session = SessionInfo::from_record(sessions.read_record(sel.session));
+    switch (req.action) {
+      case Action::kInfo:
+        blocks.push_back(session ? format_session_info(*session)
+                         : sel.ns == Namespace::kSource ? format_source_info(*sel.def)
+                                                         : format_chroot_info(*sel.def));
+        break;
+      case Action::kConfig:
+        // Source chroots are clones, never dumped (schroot 1.6).
+        if (session)
+          groups.emplace_back(session->record.id, session->record.keys);
+        else if (sel.ns == Namespace::kChroot)
+          groups.emplace_back(sel.def->name, sel.def->keys);
+        break;
+      case Action::kLocation:
+        out += session ? format_location(*session)
+               : sel.ns == Namespace::kSource ? format_location(Config::source_of(*sel.def))
+                                               : format_location(*sel.def);
+        break;
+      default:
+        break;
     }
   }
-  std::string out;
-  switch (req.action) {
-    case Action::kList:
-      out = render_list(chroots, records, sel);
-      break;
-    case Action::kInfo:
-      out = render_info(chroots, records, sel);
-      break;
-    case Action::kConfig:
-      out = render_config(chroots, records, sel);
-      break;
-    case Action::kLocation:
-      out = render_location(chroots, records, sel);
-      break;
-    default:
-      break;
-  }
+  if (req.action == Action::kInfo) out = join_info_blocks(blocks);
+  if (req.action == Action::kConfig) out = format_config(SCHROOT_VERSION, config_date(::time(nullptr)), groups);
   std::cout << out << std::flush;
   return 0;
 }

@@ -219,6 +219,8 @@ class GroupReader {
       if (required) missing(key, type);
       return std::nullopt;
     }
+    // An empty optional path means "not set" (schroot writes location= that way).
+    if (kv->value.empty() && !required) return std::nullopt;
     if (kv->value.empty() || kv->value[0] != '/') {
       error(key, "must be an absolute path", kv->value);
       return std::nullopt;

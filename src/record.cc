@@ -1,5 +1,9 @@
 #include "src/record.h"
 
+// g++ 12 flags Boost 1.74's ptree iterators as dangling pointers (a known false
+// positive of -Wdangling-pointer in ptree_implementation.hpp); nothing here dangles.
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

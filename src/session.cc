@@ -441,14 +441,7 @@ struct Begun {
 // The chroot a session of `found` uses: a source: session gets the source's access
 // lists and no union.
 ChrootDef session_definition(const ChrootSet::Found& found) {
-  ChrootDef def = *found.def;
-  if (found.ns == Namespace::kSource) {
-    def.users = def.source_users;
-    def.groups = def.source_groups;
-    def.root_users = def.source_root_users;
-    def.root_groups = def.source_root_groups;
-  }
-  return def;
+  return found.ns == Namespace::kSource ? Config::source_of(*found.def) : *found.def;
 }
 
 std::map<std::string, std::string> session_keys(const ChrootDef& def, const SessionRecord& r, const UserInfo& caller,
@@ -459,7 +452,7 @@ std::map<std::string, std::string> session_keys(const ChrootDef& def, const Sess
   keys["mount-location"] = r.mount_location;
   keys["original-name"] = def.name;
   keys["selected-name"] = r.selected_name;
-  keys["description"] = def.description + (r.source ? " (source chroot)" : "") + " (session chroot)";
+  keys["description"] = def.description + " (session chroot)";
   // Only the user who began a session may use it (schroot 1.6's clone_session).
   keys["aliases"] = "";
   keys["groups"] = "";
@@ -467,12 +460,6 @@ std::map<std::string, std::string> session_keys(const ChrootDef& def, const Sess
   const bool root_member = contains(def.root_users, caller.name) || in_groups(def.root_groups);
   keys["users"] = root_member ? "" : caller.name;
   keys["root-users"] = root_member ? caller.name : "";
-  if (r.source) {
-    keys.erase("union-type");
-    keys.erase("union-mount-options");
-    keys.erase("union-overlay-directory");
-    keys.erase("union-underlay-directory");
-  }
   backend.session_keys(ctx, keys);
   return keys;
 }

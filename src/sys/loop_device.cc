@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -166,7 +167,9 @@ void backoff(std::minstd_rand& rng, int attempt) {
 }  // namespace
 
 LoopDevice LoopDevice::attach(const std::string& backing_file, const Options& opts) {
-  UniqueFd backing(::open(backing_file.c_str(), (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO read-only would wait for a writer before fstat could
+  // refuse it. Cleared again once the file is known to be regular.
+  UniqueFd backing(::open(backing_file.c_str(), (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
   if (!backing) {
     int err = errno;
     if (!opts.read_only && (err == EROFS || err == EACCES)) {
@@ -182,6 +185,10 @@ LoopDevice LoopDevice::attach(const std::string& backing_file, const Options& op
   if (::fstat(backing.get(), &st) != 0) throw SystemError("stat loop image", backing_file, errno);
   if (!S_ISREG(st.st_mode)) {
     throw UserError("cannot attach loop image " + backing_file + ": not a regular file");
+  }
+  int fl = ::fcntl(backing.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(backing.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    throw SystemError("set flags of loop image", backing_file, errno);
   }
 
   const std::string& label = opts.label.empty() ? backing_file : opts.label;

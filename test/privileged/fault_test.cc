@@ -156,7 +156,9 @@ TEST_F(Fault, RandomKillsFromOutsideDuringBeginAndEndLeakNothing) {
     const char* chroot = kChroots[i % 3];
     std::uniform_int_distribution<int> delay_us(0, 25000);
     const bool during_end = (i / 3) % 2 == 1;
-    if (during_end) ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "r"}).status, 0);
+    if (during_end) {
+      ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "r"}).status, 0);
+    }
     pid_t pid = during_end ? spawn({"-c", "r", "-e"}) : spawn({"-c", chroot, "-b", "-n", "r"});
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
     if (kill(pid, SIGKILL) == 0) ++kills;
@@ -211,6 +213,7 @@ TEST_F(Concurrency, SixteenParallelBeginRunEndLoopsNeverFailOrLeak) {
         }
       }
       std::printf("worker %d: %d sessions\n", w, n);
+      std::fflush(stdout);
       _exit(0);
     }
     workers.push_back(pid);

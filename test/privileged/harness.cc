@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 
 #include "src/sys/fs.h"
 #include "src/sys/mount.h"
+#include "src/sys/process.h"
 
 namespace schroot::test {
 

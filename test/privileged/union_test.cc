@@ -43,7 +43,9 @@ class Union : public ::testing::Test {
     EXPECT_TRUE(root_.mounts_below_root().empty()) << ::testing::PrintToString(root_.mounts_below_root());
     EXPECT_TRUE(root_.records().empty()) << ::testing::PrintToString(root_.records());
     EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
-    if (img_ino_) EXPECT_TRUE(schroot::sys::loops_backed_by(img_dev_, img_ino_).empty());
+    if (img_ino_) {
+      EXPECT_TRUE(schroot::sys::loops_backed_by(img_dev_, img_ino_).empty());
+    }
   }
   TestRoot root_;
   std::string tree_;

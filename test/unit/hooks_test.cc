@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -203,6 +205,16 @@ TEST_F(HookTest, RelaysStdoutAsInfoAndStderrAsErrorWithTheHookName) {
   EXPECT_EQ(error, (std::vector<std::string>{"E: 10talk: err1"}));
 }
 
+TEST_F(HookTest, RelaysLargeOutputCompletely) {
+  write_hook("10many", "i=0; while [ $i -lt 5000 ]; do echo \"line $i\"; i=$((i+1)); done");
+  StderrCapture cap(out("stderr"));
+  ASSERT_EQ(run_hook(dir_, "10many", "setup-start", "ok", env_), 0);
+  std::vector<std::string> got = lines_of(cap.text());
+  ASSERT_EQ(got.size(), 5000u);
+  EXPECT_EQ(got.front(), "I: 10many: line 0");
+  EXPECT_EQ(got.back(), "I: 10many: line 4999");
+}
+
 TEST_F(HookTest, QuietHidesHookOutput) {
   set_verbosity(Verbosity::kQuiet);
   write_hook("10talk", "echo out1\necho err1 >&2");
@@ -213,6 +225,8 @@ TEST_F(HookTest, QuietHidesHookOutput) {
 
 TEST_F(HookTest, DaemonHoldingThePipesDoesNotHangTheRunner) {
   write_hook("10daemon", "sleep 30 &\necho $! > " + out("daemon.pid") + "\necho started");
+  // The orphaned sleep is reparented to us, so we can reap it after killing it.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   StderrCapture cap(out("stderr"));
   auto start = std::chrono::steady_clock::now();
   int rc = run_hook(dir_, "10daemon", "setup-start", "ok", env_);
@@ -220,7 +234,8 @@ TEST_F(HookTest, DaemonHoldingThePipesDoesNotHangTheRunner) {
   std::string text = cap.text();
 
   pid_t sleeper = std::atoi(read_file(out("daemon.pid")).c_str());
-  if (sleeper > 0) kill(sleeper, SIGKILL);  // the sleep this test's hook started
+  if (sleeper > 0 && kill(sleeper, SIGKILL) == 0) waitpid(sleeper, nullptr, 0);  // our hook's sleep
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
 
   EXPECT_EQ(rc, 0);
   EXPECT_LT(elapsed, std::chrono::seconds(1));

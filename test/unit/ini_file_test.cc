@@ -240,7 +240,7 @@ TEST(IniFile, ListsEntriesOfOneGroup) {
   EXPECT_EQ(b[1].key, "z");
 }
 
-TEST(Printable, EscapesControlCharacters) {
+TEST(IniPrintable, EscapesControlCharacters) {
   EXPECT_EQ(printable("directory\r"), "directory\\r");
   EXPECT_EQ(printable("a\tb\x01"), "a\\tb\\x01");
   EXPECT_EQ(printable("caf\xc3\xa9"), "caf\xc3\xa9");

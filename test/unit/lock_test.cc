@@ -134,7 +134,7 @@ TEST_P(FileLockMatrix, OnlySharedWithSharedIsGranted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    AllModes, FileLockMatrix,
+    FileLock, FileLockMatrix,
     ::testing::Combine(::testing::Values(LockMode::kShared, LockMode::kExclusive),
                        ::testing::Values(LockMode::kShared, LockMode::kExclusive)),
     [](const auto& info) {
@@ -239,7 +239,7 @@ TEST_F(FileLockTest, ExecutedProgramsDoNotInheritTheLockUnlessAsked) {
   // Returns whether a program exec'd by a child has the lock's fd open.
   auto exec_inherits = [&]() {
     int sync[2], hold[2];
-    if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe(hold) != 0) return false;
+    if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(hold, O_CLOEXEC) != 0) return false;
     pid_t pid = ::fork();
     if (pid == 0) {
       ::dup2(hold[0], 0);
