@@ -13,6 +13,7 @@
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <cerrno>
+#include <ctime>
 #include <sstream>
 
 #include "src/error.h"
@@ -51,6 +52,14 @@ UndoStep::Op op_from_string(const std::string& s, const std::string& file) {
   throw UserError(file + ": unknown undo operation '" + s + "' (record written by a newer schroot?)");
 }
 }  // namespace
+
+// A temporary file of an atomic write older than a minute belongs to a dead writer
+// (a write takes milliseconds).
+static void remove_if_abandoned(const std::string& path) {
+  struct stat st;
+  if (path.find("/.schroot-tmp-") == std::string::npos || ::lstat(path.c_str(), &st) != 0) return;
+  if (::time(nullptr) - st.st_mtime > 60) ::unlink(path.c_str());
+}
 
 const char* to_string(SessionState s) {
   for (const auto& e : kStates)
@@ -161,13 +170,9 @@ void RecordStore::write(const SessionRecord& r, bool durable) const {
 }
 
 void RecordStore::create(const SessionRecord& r, bool durable) const {
-  // Reserve the name first: O_EXCL makes two begins with the same -n fail cleanly.
-  sys::UniqueFd fd(::open(file(r.id).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd) {
-    if (errno == EEXIST) throw UserError(r.id + ": a session with this name already exists");
-    throw SystemError("create session record", file(r.id), errno);
-  }
-  write(r, durable);
+  // All or nothing under the final name: a begin killed here leaves no half record.
+  if (!sys::publish_exclusive(file(r.id), r.to_json(), 0644, durable))
+    throw UserError(r.id + ": a session with this name already exists");
 }
 
 SessionRecord RecordStore::read(const std::string& id) const {
@@ -197,8 +202,12 @@ std::vector<std::string> RecordStore::list() const {
   if (!d) return ids;
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    // Temporary files of atomic writes start with '.'.
-    if (n.empty() || n[0] == '.') continue;
+    // Temporary files of atomic writes start with '.'; one left by a writer killed
+    // before its rename is removed once it is clearly abandoned.
+    if (n.empty() || n[0] == '.') {
+      remove_if_abandoned(dir_ + "/" + n);
+      continue;
+    }
     ids.push_back(n);
   }
   ::closedir(d);

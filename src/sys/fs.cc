@@ -360,6 +360,23 @@ void atomic_write_file(const std::string& path, const std::string& content, mode
   replace_at(dir_fd.get(), name, content, mode, kKeepUid, kKeepGid, durable, path);
 }
 
+bool publish_exclusive(const std::string& path, const std::string& content, mode_t mode, bool durable) {
+  auto [dir, name] = split_host(path);
+  UniqueFd dir_fd = open_path(dir, O_RDONLY | O_DIRECTORY);
+  TempFile tmp(dir_fd.get(), path);
+  write_all(tmp.fd(), content, path);
+  if (::fchmod(tmp.fd(), mode) != 0) throw SystemError("chmod", path, errno);
+  if (durable && ::fsync(tmp.fd()) != 0) throw SystemError("fsync", path, errno);
+  // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent of a
+  // complete file. A crash leaves either nothing or the whole file under `name`.
+  if (::linkat(dir_fd.get(), tmp.name().c_str(), dir_fd.get(), name.c_str(), 0) != 0) {
+    if (errno == EEXIST) return false;
+    throw SystemError("link", path, errno);
+  }
+  if (durable && ::fsync(dir_fd.get()) != 0) throw SystemError("fsync directory of", path, errno);
+  return true;
+}
+
 bool create_exclusive(const std::string& path, const std::string& content, mode_t mode) {
   UniqueFd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd && errno == EEXIST) return false;

@@ -144,32 +144,35 @@ TEST_F(Fault, KillAtEveryFailPointOfBeginAndEndLeaksNothing) {
   }
   std::printf("fault injection (fail points): %d SIGKILLs, %d leaked objects, %d failed recoveries\n", kills, leaked,
               failed_recoveries_);
+  std::fflush(stdout);
   EXPECT_EQ(leaked, 0);
   EXPECT_EQ(failed_recoveries_, 0);
 }
 
 TEST_F(Fault, RandomKillsFromOutsideDuringBeginAndEndLeakNothing) {
   std::mt19937 rng(12345);
-  const int rounds = long_run() ? 1000 : 200;
-  int kills = 0, leaked = 0;
-  for (int i = 0; i < rounds; ++i) {
-    const char* chroot = kChroots[i % 3];
-    std::uniform_int_distribution<int> delay_us(0, 25000);
-    const bool during_end = (i / 3) % 2 == 1;
+  // Counts only kills that landed (the process died of SIGKILL, not finished first).
+  const int wanted = long_run() ? 1000 : 200;
+  const int max_rounds = wanted * 5;
+  int kills = 0, leaked = 0, rounds = 0;
+  std::uniform_int_distribution<int> delay_us(0, 8000);
+  for (; rounds < max_rounds && kills < wanted && leaked == 0; ++rounds) {
+    const char* chroot = kChroots[rounds % 3];
+    const bool during_end = (rounds / 3) % 2 == 1;
     if (during_end) {
       ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "r"}).status, 0);
     }
     pid_t pid = during_end ? spawn({"-c", "r", "-e"}) : spawn({"-c", chroot, "-b", "-n", "r"});
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
-    if (kill(pid, SIGKILL) == 0) ++kills;
-    wait_status(pid);
+    kill(pid, SIGKILL);
+    if (wait_status(pid) == 128 + SIGKILL) ++kills;
     recover_all();
     leaked += leaks();
-    if (leaked) break;
   }
-  std::printf("fault injection (random): %d SIGKILLs over %d rounds, %d leaked objects, %d failed recoveries\n", kills,
+  std::printf("fault injection (random): %d SIGKILLs in %d rounds, %d leaked objects, %d failed recoveries\n", kills,
               rounds, leaked, failed_recoveries_);
-  EXPECT_GE(kills, rounds * 9 / 10);
+  std::fflush(stdout);
+  EXPECT_GE(kills, wanted);
   EXPECT_EQ(leaked, 0);
   EXPECT_EQ(failed_recoveries_, 0);
 }
@@ -222,6 +225,7 @@ TEST_F(Concurrency, SixteenParallelBeginRunEndLoopsNeverFailOrLeak) {
   for (pid_t pid : workers) failures += wait_status(pid) != 0;
   int leaked = leaks();
   std::printf("concurrency: %d loops, %d failures, %d leaked objects\n", loops, failures, leaked);
+  std::fflush(stdout);
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(leaked, 0);
 }
