@@ -167,6 +167,7 @@ int session_action(const Request& req, const ChrootSet& chroots, SessionManager&
     case Action::kEnd:
     case Action::kRecover: {
       int status = 0;
+      if (req.action == Action::kRecover && req.all_sessions) sessions.remove_abandoned_temporaries();
       for (const auto& id : selected_sessions(req, sessions)) {
         try {
           if (req.action == Action::kEnd)

@@ -13,6 +13,7 @@
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <sstream>
 
@@ -194,6 +195,15 @@ bool RecordStore::exists(const std::string& id) const {
 void RecordStore::remove(const std::string& id) const {
   if (::unlink(file(id).c_str()) != 0 && errno != ENOENT)
     throw SystemError("remove session record", file(id), errno);
+}
+
+void RecordStore::remove_temporaries(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, ".schroot-tmp-", 13) == 0) ::unlinkat(::dirfd(d), e->d_name, 0);
+  }
+  ::closedir(d);
 }
 
 std::vector<std::string> RecordStore::list() const {

@@ -79,6 +79,9 @@ class RecordStore {
   void remove(const std::string& id) const;         // ENOENT is fine
   std::vector<std::string> list() const;            // ids, sorted
   std::string file(const std::string& id) const { return dir_ + "/" + id; }
+  // Removes temporary files of atomic writes in `dir`. Only under manage.lock, which
+  // every writer of records and claims holds: then no temporary file is a live one.
+  static void remove_temporaries(const std::string& dir);
 
  private:
   std::string dir_;

@@ -405,6 +405,14 @@ SessionManager::SessionManager(const Paths& paths, char** caller_env) : paths_(p
 
 std::vector<std::string> SessionManager::session_ids() const { return RecordStore(paths_).list(); }
 
+void SessionManager::remove_abandoned_temporaries() {
+  SessionTransaction tx(*this);
+  tx.ensure_dirs();
+  FileLock manage = tx.manage_lock();
+  RecordStore::remove_temporaries(paths_.session_dir);
+  RecordStore::remove_temporaries(paths_.claims_dir);
+}
+
 SessionRecord SessionManager::read_record(const std::string& id) const { return RecordStore(paths_).read(id); }
 
 bool SessionManager::is_live(const SessionRecord& r) const {
