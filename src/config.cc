@@ -919,7 +919,16 @@ ChrootSet Config::load(const Paths& paths) {
     loader.add_problem(file_problem(Severity::kWarning, paths.sysconf_dir,
                                     "no chroots are defined in schroot.conf, chroot.conf or "
                                     "chroot.d/"));
-  return loader.finish();
+  ChrootSet set = loader.finish();
+  // The union directories default to the installed state directory; only here are
+  // the install paths known, so --info, --config and session records show them.
+  for (auto& [name, def] : set.chroots) {
+    if (!def.is_union()) continue;
+    if (def.union_overlay_directory.empty()) def.union_overlay_directory = paths.overlay_dir;
+    if (def.union_underlay_directory.empty()) def.union_underlay_directory = paths.underlay_dir;
+    def.keys = keys_of(def);
+  }
+  return set;
 }
 
 ChrootSet Config::load_files(const std::vector<std::string>& files, bool check_owner) {
