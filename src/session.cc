@@ -165,30 +165,52 @@ class SessionTransaction {
     return std::nullopt;
   }
 
-  bool session_is_live(const std::string& id) {
+  // For claims: is the session that holds a claim still alive? A missing record is
+  // not; a session left by a dead process counts as alive (its mounts are still
+  // there) but is noted in `stale`, to be rolled back out of the way.
+  bool session_is_live(const std::string& id, std::vector<std::string>& stale) {
     if (!records_.exists(id)) return false;
     SessionRecord r;
     try {
       r = records_.read(id);
     } catch (const std::exception&) {
-      return false;
+      return true;  // unreadable: we cannot know what it holds; it keeps blocking
     }
-    return m_.is_live(r);
+    if (!m_.is_live(r)) stale.push_back(id);
+    return true;
+  }
+
+  // Rolls back a session whose process died, if that is what it is. True when it is gone.
+  bool roll_back_if_stale(const std::string& id, const UserInfo& user) {
+    auto lock = FileLock::try_acquire(lock_path(id), LockMode::kExclusive);
+    if (!lock) return false;  // a live process is working on it
+    SessionRecord r;
+    try {
+      r = records_.read(id);
+    } catch (const UserError&) {
+      return !records_.exists(id);
+    }
+    if (r.state == SessionState::kActive && !r.automatic) return false;  // a live -b session
+    log_note(id + ": rolling back a session left " + to_string(r.state) + " by a dead process (pid " +
+             std::to_string(r.pid) + ")");
+    finish(r, SessionManager::definition_of(r), "fail", user, user, /*durable=*/true);
+    return true;
   }
 
   // Writes the record ahead (state beginning, whole undo list) and takes the claim,
   // both under manage.lock; waits up to the source timeout for a conflicting claim.
-  void write_ahead(SessionRecord& r, const ChrootDef& def, int source_timeout, bool durable) {
+  // Sessions of dead processes in the way are rolled back.
+  void write_ahead(SessionRecord& r, const ChrootDef& def, int source_timeout, bool durable, const UserInfo& user) {
     auto claim = claim_for(def, r.source);
     auto deadline = std::chrono::steady_clock::now() + seconds(source_timeout);
     milliseconds backoff{5};
     for (;;) {
+      std::vector<std::string> in_the_way, stale;
       {
         FileLock manage = manage_lock();
-        std::vector<std::string> in_the_way;
         if (claim)
           in_the_way = claims_.try_claim(claim->first, {claim->second, r.id},
-                                         [this](const std::string& id) { return session_is_live(id); });
+                                         [&](const std::string& id) { return session_is_live(id, stale); });
         if (in_the_way.empty()) {
           try {
             records_.create(r, durable);
@@ -198,12 +220,17 @@ class SessionTransaction {
           }
           return;
         }
-        if (std::chrono::steady_clock::now() >= deadline) {
-          std::string names;
-          for (const auto& s : in_the_way) names += (names.empty() ? "" : ", ") + s;
-          throw UserError(def.name + ": source chroot is in use by session(s) " + names + " (waited " +
-                          std::to_string(source_timeout) + " s; see --source-lock-timeout)");
-        }
+      }
+      bool rolled_back = false;
+      for (const auto& id : stale)
+        if (std::find(in_the_way.begin(), in_the_way.end(), id) != in_the_way.end())
+          rolled_back = roll_back_if_stale(id, user) || rolled_back;
+      if (rolled_back) continue;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        std::string names;
+        for (const auto& s : in_the_way) names += (names.empty() ? "" : ", ") + s;
+        throw UserError(def.name + ": source chroot is in use by session(s) " + names + " (waited " +
+                        std::to_string(source_timeout) + " s; see --source-lock-timeout)");
       }
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, milliseconds(200));
@@ -255,11 +282,19 @@ class SessionTransaction {
       } else if (s.name == "10mount") {
         undo.push_back({UndoStep::Op::kRemoveDir, ctx.mount_location, "", 0, 0, "", "10mount"});
         backend.plan_mount(ctx, ctx.mount_location, undo);
-      } else if (s.name == "20fstab" && !def.setup_fstab.empty()) {
+      } else if (s.name == "20fstab" && !profile_setting(def, def.setup_fstab, "fstab").empty()) {
         undo.push_back({UndoStep::Op::kUnmountBelow, ctx.mount_location, "", 0, 0, "", "20fstab"});
       }
     }
     return undo;
+  }
+
+  // A setup.* file: the key's value, or with the deprecated script-config (which
+  // clears the profile), the file of that name beside it, as schroot 1.6 did.
+  static std::string profile_setting(const ChrootDef& def, const std::string& value, const char* name) {
+    if (!value.empty() || def.script_config.empty()) return value;
+    auto slash = def.script_config.rfind('/');
+    return (slash == std::string::npos ? std::string() : def.script_config.substr(0, slash + 1)) + name;
   }
 
   std::string profile_file(const std::string& rel) const {
@@ -287,12 +322,14 @@ class SessionTransaction {
         if (::mkdir(r.mount_location.c_str(), 0755) != 0 && !(errno == EEXIST && recovering))
           throw SystemError("mkdir", r.mount_location, errno);
         backend.mount_tree(ctx, r.mount_location, /*read_only=*/false);
-      } else if (s.name == "20fstab" && !def.setup_fstab.empty()) {
-        stage_fstab(r.path, profile_file(def.setup_fstab));
-      } else if (s.name == "21copyfiles" && !def.setup_copyfiles.empty()) {
-        stage_copyfiles(r.path, profile_file(def.setup_copyfiles));
-      } else if (s.name == "22nssdatabases" && !def.setup_nssdatabases.empty()) {
-        stage_nssdatabases(r.path, profile_file(def.setup_nssdatabases));
+      } else if (s.name == "20fstab") {
+        if (auto f = profile_setting(def, def.setup_fstab, "fstab"); !f.empty()) stage_fstab(r.path, profile_file(f));
+      } else if (s.name == "21copyfiles") {
+        if (auto f = profile_setting(def, def.setup_copyfiles, "copyfiles"); !f.empty())
+          stage_copyfiles(r.path, profile_file(f));
+      } else if (s.name == "22nssdatabases") {
+        if (auto f = profile_setting(def, def.setup_nssdatabases, "nssdatabases"); !f.empty())
+          stage_nssdatabases(r.path, profile_file(f));
       } else if (s.name == "50chrootname") {
         stage_chrootname(r.path, def.name);
       }
@@ -506,13 +543,22 @@ static Begun start_session(SessionManager& m, SessionTransaction& tx, const Path
   auto got = FileLock::try_acquire(tx.lock_path(r.id), LockMode::kExclusive);
   if (!got) throw UserError(r.id + ": a session with this name is in use");
   b.session_lock.emplace(std::move(*got));
+  // A record under this name whose lock nobody held: a dead process's session in
+  // the way. Roll it back (a live -b session keeps its name).
+  if (tx.records_.exists(r.id)) {
+    SessionRecord old = tx.records_.read(r.id);
+    if (old.state == SessionState::kActive && !old.automatic)
+      throw UserError(r.id + ": a session with this name already exists");
+    log_note(r.id + ": rolling back a session of this name left " + to_string(old.state) + " by a dead process");
+    tx.finish(old, SessionManager::definition_of(old), "fail", caller, caller, /*durable=*/true);
+  }
 
   backends::SessionContext ctx{def, paths, r.id, r.mount_location, source};
   const auto stages = stage_order(list_hooks(paths.setup_d()));
   r.undo = tx.plan(*backend, ctx, def, stages);
   r.keys = session_keys(def, r, caller, *backend, ctx);
   const int source_timeout = req.source_lock_timeout >= 0 ? req.source_lock_timeout : def.source_lock_timeout;
-  tx.write_ahead(r, def, source_timeout, /*durable=*/!automatic);
+  tx.write_ahead(r, def, source_timeout, /*durable=*/!automatic, caller);
   fail_point("begin:written");
 
   try {

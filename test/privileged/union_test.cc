@@ -172,4 +172,43 @@ TEST_F(Union, CorruptImageReleasesItsLoopDevice) {
   expect_no_leaks();
 }
 
+}  // namespace (fixture)
+
+namespace {
+
+TEST_F(Union, SessionOfADeadProcessInTheWayIsRolledBack) {
+  auto killed = root_.schroot({"-c", "source:bb", "-b", "-n", "dead"}, {"SCHROOT_FAIL_AT=begin:50chrootname"});
+  ASSERT_EQ(killed.status, 128 + 9);
+  ASSERT_EQ(root_.records().size(), 1u);
+
+  auto b = root_.schroot({"-c", "bb", "-b", "-n", "alive", "--source-lock-timeout", "0"});
+
+  EXPECT_EQ(b.status, 0) << b.err;
+  EXPECT_NE(b.err.find("dead"), std::string::npos) << b.err;
+  EXPECT_EQ(root_.records(), std::vector<std::string>{"alive"});
+  EXPECT_EQ(root_.schroot({"-c", "alive", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, BeginReusesTheNameOfASessionWhoseProcessDied) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "again"}, {"SCHROOT_FAIL_AT=begin:20fstab"}).status, 128 + 9);
+
+  auto b = root_.schroot({"-c", "bb", "-b", "-n", "again"});
+
+  EXPECT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(root_.schroot({"-c", "again", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, BeginRefusesTheNameOfALiveSession) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "taken"}).status, 0);
+
+  auto b = root_.schroot({"-c", "bb", "-b", "-n", "taken"});
+
+  EXPECT_EQ(b.status, 1);
+  EXPECT_NE(b.err.find("already exists"), std::string::npos) << b.err;
+  EXPECT_EQ(root_.schroot({"-c", "taken", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
 }  // namespace
