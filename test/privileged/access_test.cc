@@ -1,0 +1,253 @@
+// The installed profiles, access control of a setuid invocation, and the session
+// lock seen from the command line.
+#include <gtest/gtest.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+
+#include "test/privileged/harness.h"
+
+using schroot::test::path_exists;
+using schroot::test::read_text;
+using schroot::test::RunResult;
+using schroot::test::TestRoot;
+
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string source_file(const std::string& rel) { return std::string(getenv("TEST_SRC_DIR")) + "/" + rel; }
+
+class Profiles : public ::testing::TestWithParam<std::string> {
+ protected:
+  TestRoot root_;
+};
+
+// Every profile we ship works as shipped: its fstab, copyfiles and nssdatabases.
+TEST_P(Profiles, ShippedProfileGivesAWorkingSessionAndLeavesNothing) {
+  const std::string profile = GetParam();
+  const std::string tree = root_.make_tree("bb");
+  std::string files[3];
+  const char* names[3] = {"fstab", "copyfiles", "nssdatabases"};
+  for (int i = 0; i < 3; ++i) files[i] = read_text(source_file("etc/" + profile + "/" + names[i]));
+  // The sbuild profiles bind the host's sbuild build directory; point it at a
+  // scratch directory instead of touching the host.
+  files[0] = std::regex_replace(files[0], std::regex("/var/lib/sbuild/build"), root_.root() + "/sbuild-build");
+  mkdir((root_.root() + "/sbuild-build").c_str(), 0755);
+  root_.write_profile(profile, files[0], files[1], files[2]);
+  root_.write_config("[bb]\ntype=directory\ndirectory=" + tree + "\nprofile=" + profile + "\n");
+
+  auto r = root_.schroot({"-c", "bb", "-d", "/", "--", "sh", "-c",
+                          "test -e /proc/self/stat && grep -q '^root:' /etc/passwd && echo ok"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "ok");
+  EXPECT_TRUE(root_.mounts_below_root().empty()) << ::testing::PrintToString(root_.mounts_below_root());
+  EXPECT_TRUE(root_.records().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, Profiles, ::testing::Values("default", "minimal", "buildd", "sbuild"));
+
+// A setuid copy of the binary run by an unprivileged user, as an installed schroot is.
+class Access : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    struct passwd* pw = getpwnam("nobody");
+    ASSERT_NE(pw, nullptr);
+    nobody_ = pw->pw_uid;
+    nogroup_ = pw->pw_gid;
+    tree_ = root_.make_tree("bb");
+    binary_ = root_.root() + "/schroot-setuid";
+    std::ifstream in(SCHROOT_UNDER_TEST, std::ios::binary);
+    std::ofstream(binary_, std::ios::binary) << in.rdbuf();
+    ASSERT_EQ(chmod(binary_.c_str(), 04755), 0);
+  }
+  void config(const std::string& access_lines) {
+    root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\n" + access_lines);
+  }
+  // Runs the setuid binary as nobody; returns exit status and stderr.
+  RunResult as_nobody(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+    int err_pipe[2], out_pipe[2];
+    EXPECT_EQ(pipe(err_pipe), 0);
+    EXPECT_EQ(pipe(out_pipe), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(out_pipe[1], 1);
+      dup2(err_pipe[1], 2);
+      close(err_pipe[0]);
+      close(out_pipe[0]);
+      if (chdir("/") != 0 || setgroups(0, nullptr) != 0 || setgid(nogroup_) != 0 || setuid(nobody_) != 0) _exit(99);
+      std::vector<std::string> a{binary_};
+      a.insert(a.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& s : a) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      std::vector<std::string> e{"PATH=/usr/bin:/bin"};
+      e.insert(e.end(), env.begin(), env.end());
+      std::vector<char*> envp;
+      for (auto& s : e) envp.push_back(s.data());
+      envp.push_back(nullptr);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    close(err_pipe[1]);
+    close(out_pipe[1]);
+    RunResult r;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(out_pipe[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));
+    while ((n = read(err_pipe[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<size_t>(n));
+    close(err_pipe[0]);
+    close(out_pipe[0]);
+    int ws;
+    waitpid(pid, &ws, 0);
+    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    return r;
+  }
+  TestRoot root_;
+  std::string tree_, binary_;
+  uid_t nobody_ = 0;
+  gid_t nogroup_ = 0;
+};
+
+TEST_F(Access, UserNotListedIsRefused) {
+  config("users=root\n");
+
+  auto r = as_nobody({"-c", "bb", "-d", "/", "--", "true"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("Access not authorised"), std::string::npos) << r.err;
+  EXPECT_TRUE(root_.records().empty());
+}
+
+TEST_F(Access, ListedUserRunsAsThemselves) {
+  config("users=nobody\n");
+
+  auto r = as_nobody({"-c", "bb", "-d", "/", "--", "id", "-u"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), std::to_string(nobody_));
+  EXPECT_TRUE(root_.mounts_below_root().empty());
+}
+
+TEST_F(Access, ListedUserCannotBecomeRootWithoutRootUsers) {
+  config("users=nobody\n");
+
+  auto r = as_nobody({"-c", "bb", "-u", "root", "-d", "/", "--", "id", "-u"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("authentication"), std::string::npos) << r.err;
+}
+
+TEST_F(Access, RootUsersMayRunAsRoot) {
+  config("root-users=nobody\n");
+
+  auto r = as_nobody({"-c", "bb", "-u", "root", "-d", "/", "--", "id", "-u"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "0");
+}
+
+TEST_F(Access, FailPointIsIgnoredWhenSetuid) {
+  config("users=nobody\n");
+
+  auto r = as_nobody({"-c", "bb", "-d", "/", "--", "true"}, {"SCHROOT_FAIL_AT=begin:10mount"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+TEST_F(Access, OnlyTheCreatorMayUseOrEndASession) {
+  config("users=nobody\n");
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "roots"}).status, 0);
+
+  auto run = as_nobody({"-c", "roots", "-r", "-d", "/", "--", "true"});
+  auto end = as_nobody({"-c", "roots", "-e"});
+
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.err.find("Access not authorised"), std::string::npos) << run.err;
+  EXPECT_EQ(end.status, 1);
+  EXPECT_EQ(root_.schroot({"-c", "roots", "-e"}).status, 0);
+}
+
+TEST_F(Access, UsersOwnSessionLifecycle) {
+  config("users=nobody\n");
+
+  auto b = as_nobody({"-c", "bb", "-b", "-n", "mine"});
+  auto r = as_nobody({"-c", "mine", "-r", "-d", "/", "--", "id", "-u"});
+  auto e = as_nobody({"-c", "mine", "-e"});
+
+  EXPECT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(trim(r.out), std::to_string(nobody_)) << r.err;
+  EXPECT_EQ(e.status, 0) << e.err;
+  EXPECT_TRUE(root_.records().empty());
+  EXPECT_TRUE(root_.mounts_below_root().empty());
+}
+
+class Locks : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = root_.make_tree("bb");
+    root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\n");
+  }
+  TestRoot root_;
+  std::string tree_;
+};
+
+TEST_F(Locks, EndDuringBeginWaitsForTheBeginThenEnds) {
+  root_.add_hook("15slow", "#!/bin/sh\n[ \"$1\" = setup-start ] && sleep 1\nexit 0\n");
+  pid_t begin = fork();
+  if (begin == 0) _exit(root_.schroot({"-c", "bb", "-b", "-n", "slow"}).status);
+  while (root_.records().empty()) usleep(5000);
+
+  auto e = root_.schroot({"-c", "slow", "-e"});
+  int ws;
+  waitpid(begin, &ws, 0);
+
+  EXPECT_EQ(WEXITSTATUS(ws), 0) << "the begin was not torn down from under its builder";
+  EXPECT_EQ(e.status, 0) << e.err;
+  EXPECT_TRUE(root_.records().empty());
+  EXPECT_TRUE(root_.mounts_below_root().empty());
+}
+
+TEST_F(Locks, TwoConcurrentEndsEndTheSessionOnce) {
+  root_.add_hook("15slowstop", "#!/bin/sh\n[ \"$1\" = setup-stop ] && sleep 1\nexit 0\n");
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "twice"}).status, 0);
+  pid_t first = fork();
+  if (first == 0) _exit(root_.schroot({"-c", "twice", "-e"}).status);
+  usleep(200 * 1000);
+
+  auto second = root_.schroot({"-c", "twice", "-e"});
+  int ws;
+  waitpid(first, &ws, 0);
+
+  EXPECT_EQ(WEXITSTATUS(ws), 0);
+  EXPECT_EQ(second.status, 1);
+  EXPECT_NE(second.err.find("not found"), std::string::npos) << second.err;
+  EXPECT_TRUE(root_.mounts_below_root().empty());
+}
+
+TEST_F(Locks, EndTimeoutNamesTheBusyPid) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "busy"}).status, 0);
+  pid_t runner = fork();
+  if (runner == 0) _exit(root_.schroot({"-c", "busy", "-r", "-d", "/", "--", "sleep", "2"}).status);
+  usleep(300 * 1000);
+
+  auto e = root_.schroot({"-c", "busy", "-e", "--session-lock-timeout", "0"});
+
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.err.find("pid"), std::string::npos) << e.err;
+  int ws;
+  waitpid(runner, &ws, 0);
+  EXPECT_EQ(WEXITSTATUS(ws), 0) << "-r finished undisturbed";
+  EXPECT_EQ(root_.schroot({"-c", "busy", "-e"}).status, 0);
+}
+
+}  // namespace
