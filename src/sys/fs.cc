@@ -437,6 +437,9 @@ void remove_tree(const std::string& path) {
 }
 
 void mkdir_p(const std::string& host_path, mode_t mode) {
+  // The common case, every session: the directory is there already. One stat.
+  struct stat existing;
+  if (::stat(host_path.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode)) return;
   const auto parts = components(host_path);
   std::string prefix = host_path.empty() || host_path[0] != '/' ? "." : "";
   for (const auto& p : parts) {
