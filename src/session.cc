@@ -141,6 +141,47 @@ void strip_suffix(std::string& s, const std::string& suffix) {
     s.erase(s.size() - suffix.size());
 }
 
+// What run_in_chroot needs, from the chroot, the request and the session.
+RunSpec run_spec(const std::string& root, const ChrootDef& def, const SessionRequest& req, const UserInfo& caller,
+                 const UserInfo& target, const std::string& alias, const std::string& session_id) {
+  RunSpec spec;
+  spec.root = root;
+  spec.target = target;
+  spec.caller = caller;
+  spec.directory = req.directory;
+  char cwd[4096];
+  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
+  spec.shell = req.shell.empty() ? def.shell : req.shell;
+  spec.command = req.command;
+  spec.command_prefix = def.command_prefix;
+  spec.preserve_environment = req.preserve_environment || def.preserve_environment;
+  spec.environment_filter = def.environment_filter;
+  spec.personality = def.personality;
+  spec.chroot_name = def.name;
+  spec.alias_name = alias;
+  spec.session_id = session_id;
+  return spec;
+}
+
+// A session the caller may act on: only its creator and root may run in, end or
+// recover it (schroot 1.6). Everything is read from the record, never chroot.conf.
+struct OwnedSession {
+  SessionRecord record;
+  UserInfo caller;
+  ChrootDef def;
+  int lock_timeout;
+};
+
+OwnedSession open_owned(const RecordStore& records, const std::string& id, const SessionRequest& req) {
+  SessionRecord r = records.read(id);
+  UserInfo caller = lookup_uid(::getuid());
+  if (caller.uid != 0 && caller.uid != r.ruid)
+    throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
+  ChrootDef def = SessionManager::definition_of(r);
+  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
+  return {std::move(r), std::move(caller), std::move(def), timeout};
+}
+
 }  // namespace
 
 // One begin/end/recover in progress: the record, the chroot, the backend, the locks.
@@ -597,22 +638,7 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
   SessionRecord& r = b.record;
   const UserInfo caller = lookup_uid(::getuid());
   const UserInfo target = target_user(req, caller);
-  RunSpec spec;
-  spec.root = r.path;
-  spec.target = target;
-  spec.caller = caller;
-  spec.directory = req.directory;
-  char cwd[4096];
-  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
-  spec.shell = req.shell.empty() ? b.def.shell : req.shell;
-  spec.command = req.command;
-  spec.command_prefix = b.def.command_prefix;
-  spec.preserve_environment = req.preserve_environment || b.def.preserve_environment;
-  spec.environment_filter = b.def.environment_filter;
-  spec.personality = b.def.personality;
-  spec.chroot_name = b.def.name;
-  spec.alias_name = r.selected_name;
-  spec.session_id = r.id;
+  RunSpec spec = run_spec(r.path, b.def, req, caller, target, r.selected_name, r.id);
   int status = 1;
   try {
     status = run_in_chroot(spec, caller_env_);
@@ -629,33 +655,15 @@ int SessionManager::run_plain(const ChrootSet::Found& found, const SessionReques
   const UserInfo caller = lookup_uid(::getuid());
   const UserInfo target = target_user(req, caller);
   check_access(def.name, def.users, def.groups, def.root_users, def.root_groups, caller, target);
-  RunSpec spec;
-  spec.root = def.directory;
-  spec.target = target;
-  spec.caller = caller;
-  spec.directory = req.directory;
-  char cwd[4096];
-  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
-  spec.shell = req.shell.empty() ? def.shell : req.shell;
-  spec.command = req.command;
-  spec.command_prefix = def.command_prefix;
-  spec.preserve_environment = req.preserve_environment || def.preserve_environment;
-  spec.environment_filter = def.environment_filter;
-  spec.personality = def.personality;
-  spec.chroot_name = def.name;
-  spec.alias_name = found.selected;
+  RunSpec spec = run_spec(def.directory, def, req, caller, target, found.selected, "");
   return run_in_chroot(spec, caller_env_);
 }
 
 int SessionManager::run(const std::string& id, const SessionRequest& req) {
   SessionTransaction tx(*this);
-  SessionRecord r = RecordStore(paths_).read(id);
-  const UserInfo caller = lookup_uid(::getuid());
+  auto [r, caller, def, timeout] = open_owned(RecordStore(paths_), id, req);
   const UserInfo target = target_user(req, caller);
-  ChrootDef def = definition_of(r);
-  if (caller.uid != 0 && caller.uid != r.ruid) throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
   check_access(id, def.users, def.groups, def.root_users, def.root_groups, caller, target);
-  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
   // Shared: other -r may run beside us; -e and -b wait until we are done.
   FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kShared, seconds(timeout), "session " + id);
   r = RecordStore(paths_).read(id);  // it may have changed while we waited
@@ -665,33 +673,14 @@ int SessionManager::run(const std::string& id, const SessionRequest& req) {
   if (r.boot_id != sys::boot_id())
     throw UserError(id + ": the session was begun before the last reboot; run schroot --recover-session -c " + id +
                     " first");
-  RunSpec spec;
-  spec.root = r.path;
-  spec.target = target;
-  spec.caller = caller;
-  spec.directory = req.directory;
-  char cwd[4096];
-  spec.caller_cwd = ::getcwd(cwd, sizeof cwd) ? cwd : "/";
-  spec.shell = req.shell.empty() ? def.shell : req.shell;
-  spec.command = req.command;
-  spec.command_prefix = def.command_prefix;
-  spec.preserve_environment = req.preserve_environment || def.preserve_environment;
-  spec.environment_filter = def.environment_filter;
-  spec.personality = def.personality;
-  spec.chroot_name = r.chroot_name;
-  spec.alias_name = r.selected_name;
-  spec.session_id = r.id;
+  RunSpec spec = run_spec(r.path, def, req, caller, target, r.selected_name, r.id);
   return run_in_chroot(spec, caller_env_);
 }
 
 void SessionManager::end(const std::string& id, const SessionRequest& req) {
   SessionTransaction tx(*this);
   RecordStore records(paths_);
-  SessionRecord r = records.read(id);
-  const UserInfo caller = lookup_uid(::getuid());
-  if (caller.uid != 0 && caller.uid != r.ruid) throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
-  ChrootDef def = definition_of(r);
-  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
+  auto [r, caller, def, timeout] = open_owned(records, id, req);
   std::optional<FileLock> lock;
   if (req.force) {
     // --force: what still runs in the session (a -r command holding the lock) is
@@ -715,11 +704,7 @@ void SessionManager::end(const std::string& id, const SessionRequest& req) {
 void SessionManager::recover(const std::string& id, const SessionRequest& req) {
   SessionTransaction tx(*this);
   RecordStore records(paths_);
-  SessionRecord r = records.read(id);
-  const UserInfo caller = lookup_uid(::getuid());
-  if (caller.uid != 0 && caller.uid != r.ruid) throw UserError(id + ": Access not authorised (the session belongs to " + r.ruser + ")");
-  ChrootDef def = definition_of(r);
-  const int timeout = req.session_lock_timeout >= 0 ? req.session_lock_timeout : def.session_lock_timeout;
+  auto [r, caller, def, timeout] = open_owned(records, id, req);
   FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id);
   r = records.read(id);
   if (r.state != SessionState::kActive || r.automatic) {

@@ -259,9 +259,12 @@ fi
 
 say "schroot commands sbuild ran (full log: $WORK/schroot-calls.log)"
 grep -c '^  argv:' "$WORK/schroot-calls.log" | sed 's/$/ calls/'
+# One line per kind of call: session ids, build directories and everything
+# after the command's name are elided.
 grep '^  argv:' "$WORK/schroot-calls.log" |
-    sed -E 's/ [-a-z0-9]*-sbuild-[0-9a-f-]{36}/ SESSION/; s/ (--)( .{0,60}).*/ \1\2/' |
-    sort | uniq -c | sort -rn | head -30
+    sed -E 's/^  argv: //; s/[-a-z0-9]*-sbuild-[0-9a-f-]{36}/SESSION/g;
+            s#/build/[^ ]*#/build/...#g; s/ -- ([^ ]+).*/ -- \1 .../' |
+    sort | uniq -c | sort -rn
 
 # End whatever this trial might have left (no-op when all went well).
 "$SCHROOT" -l --all-sessions | sed -n "s/^session:\($CHROOT-.*\)/\1/p" |

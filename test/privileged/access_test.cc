@@ -16,13 +16,9 @@ using schroot::test::path_exists;
 using schroot::test::read_text;
 using schroot::test::RunResult;
 using schroot::test::TestRoot;
+using schroot::test::trim;
 
 namespace {
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 std::string source_file(const std::string& rel) { return std::string(getenv("TEST_SRC_DIR")) + "/" + rel; }
 

@@ -47,6 +47,8 @@ class TestRoot {
 };
 
 std::string read_text(const std::string& path);
+// Without the trailing newlines and spaces of a command's output.
+std::string trim(std::string s);
 bool path_exists(const std::string& path);
 
 }  // namespace schroot::test

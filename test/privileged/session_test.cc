@@ -7,13 +7,9 @@
 using schroot::test::path_exists;
 using schroot::test::read_text;
 using schroot::test::TestRoot;
+using schroot::test::trim;
 
 namespace {
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 class Session : public ::testing::Test {
  protected:

@@ -10,13 +10,9 @@
 using schroot::test::path_exists;
 using schroot::test::read_text;
 using schroot::test::TestRoot;
+using schroot::test::trim;
 
 namespace {
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 int run(const std::string& cmd) {
   int rc = std::system(cmd.c_str());
