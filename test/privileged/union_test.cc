@@ -208,3 +208,50 @@ TEST_F(Union, BeginRefusesTheNameOfALiveSession) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Union, ImageThatIsADirectoryIsRefusedCleanly) {
+  ASSERT_EQ(mkdir((root_.root() + "/srv/bb.img").c_str(), 0755), 0);
+
+  auto r = root_.schroot({"-c", "img", "--", "true"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
+  expect_no_leaks();
+}
+
+TEST_F(Union, UpperDirectoryOnOverlayfsGetsAClearMessage) {
+  const std::string base = root_.root() + "/ovl";
+  ASSERT_EQ(run("mkdir -p " + base + "/lower " + base + "/upper " + base + "/work " + base + "/merged"), 0);
+  ASSERT_EQ(run("mount -t overlay overlay -o lowerdir=" + base + "/lower,upperdir=" + base + "/upper,workdir=" +
+                base + "/work " + base + "/merged"),
+            0);
+  root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nunion-type=overlay\nunion-overlay-directory=" +
+                     base + "/merged\n");
+
+  auto r = root_.schroot({"-c", "bb", "--", "true"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("upper"), std::string::npos) << r.err;
+  EXPECT_EQ(run("umount " + base + "/merged"), 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, UnionOverAnImageOnAReadOnlyFilesystemWorks) {
+  make_image();
+  ASSERT_EQ(run("mount --bind " + root_.root() + "/srv " + root_.root() + "/srv && mount -o remount,bind,ro " +
+                root_.root() + "/srv"),
+            0);
+
+  auto u = root_.schroot({"-c", "img-union", "-d", "/", "--", "touch", "/x"});
+  auto rw = root_.schroot({"-c", "img", "--", "true"});
+
+  EXPECT_EQ(u.status, 0) << u.err;
+  EXPECT_EQ(rw.status, 1);
+  EXPECT_NE(rw.err.find("read-only"), std::string::npos) << rw.err;
+  EXPECT_EQ(run("umount " + root_.root() + "/srv"), 0);
+  expect_no_leaks();
+}
+
+}  // namespace
