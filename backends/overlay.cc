@@ -31,6 +31,21 @@ void check_option_path(const std::string& path) {
   if (path.find_first_of(",:\\") != std::string::npos)
     throw UserError("overlay: path ‘" + path + "’ contains ',', ':' or '\\', which overlayfs options cannot carry");
 }
+// What to do about a failed overlay mount, from the kernel's words.
+std::string overlay_hint(const SystemError& e, const std::string& over, const std::string& user_options) {
+  const std::string what = e.what();
+  if (e.code().value() == ENODEV)
+    return "the kernel has no overlay filesystem: load the 'overlay' module (modprobe overlay)";
+  if (what.find("Unknown parameter") != std::string::npos || what.find("bad option") != std::string::npos)
+    return "check union-mount-options in chroot.conf (" + user_options + ")";
+  if (what.find("upper") != std::string::npos || what.find("work") != std::string::npos ||
+      what.find("xattr") != std::string::npos || what.find("d_type") != std::string::npos)
+    return "union-overlay-directory (" + over +
+           ") must be on a filesystem that can hold overlay upper dirs: not overlayfs itself, and with d_type "
+           "and trusted xattrs (ext4, xfs, btrfs, tmpfs)";
+  return "see chroot.conf(5), union-type=overlay";
+}
+
 }  // namespace
 
 std::string OverlayBackend::overlay_dir(const SessionContext& ctx) {
@@ -83,12 +98,8 @@ void OverlayBackend::mount_tree(SessionContext& ctx, const std::string& target, 
   try {
     sys::mount_filesystem("overlay", ctx.def.name, options, target_fd.get());
   } catch (const SystemError& e) {
-    throw UserError(ctx.def.name + ": cannot mount the overlay union on " + target + ": " + e.what() +
-                    (e.code().value() == ENODEV
-                         ? "\nI: the kernel has no overlay filesystem (module 'overlay' not loaded?)"
-                         : "\nI: the upper directory " + over +
-                               " must be on a filesystem that supports overlay upper dirs "
-                               "(not overlayfs itself; needs d_type and trusted xattrs)"));
+    throw UserError(ctx.def.name + ": cannot mount the overlay union on " + target + ": " + e.what() + "\nI: " +
+                    overlay_hint(e, over, ctx.def.union_mount_options));
   }
   sys::UniqueFd mounted = sys::open_path(target);
   sys::make_private(mounted.get(), false);
