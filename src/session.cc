@@ -468,7 +468,7 @@ class SessionTransaction {
     if (!undo(r, def, status, /*allow_lazy=*/true, /*keep_data=*/false, auth, real, reason)) {
       mark(r, SessionState::kBroken, reason, durable);
       throw UserError(r.id + ": session could not be ended completely and is marked broken: " + reason +
-                      "\nI: fix the cause, then run schroot --end-session --force -c " + r.id);
+                      "\nI: fix the cause, then run schroot --end-session -c " + r.id + " again");
     }
     fail_point("end:undone");
     remove_record_and_claim(r, def);
@@ -696,8 +696,8 @@ void SessionManager::end(const std::string& id, const SessionRequest& req) {
     lock.emplace(FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id));
   }
   r = records.read(id);  // someone may have ended it while we waited
-  if (r.state == SessionState::kBroken && !req.force)
-    throw UserError(id + ": session is broken: " + r.broken_reason + "\nI: use --end-session --force to retry its undo");
+  // A broken session is ended by retrying its undo: what is gone already counts as done.
+  if (r.state == SessionState::kBroken) log_note(id + ": retrying the undo of a broken session (" + r.broken_reason + ")");
   tx.finish(r, def, "ok", caller, caller, /*durable=*/true);
 }
 

@@ -255,3 +255,29 @@ TEST_F(Union, UnionOverAnImageOnAReadOnlyFilesystemWorks) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Union, SessionThatCannotBeUndoneIsMarkedBrokenWithTheReasonAndEndsLater) {
+  // A hook leaves a mount inside the overlay directory: purging it must not cross
+  // into that mount, so the end fails and says why.
+  const std::string unpinned = root_.root() + "/unpinned";
+  root_.add_hook("15pin", "#!/bin/sh\nif [ \"$1\" = setup-stop ] && [ ! -e " + unpinned + " ]; then\n"
+                          "  mkdir -p \"$CHROOT_UNION_OVERLAY_DIRECTORY/pin\" && mount -t tmpfs pin "
+                          "\"$CHROOT_UNION_OVERLAY_DIRECTORY/pin\"\nfi\nexit 0\n");
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "pinned"}).status, 0);
+
+  auto e = root_.schroot({"-c", "pinned", "-e"});
+  auto info = read_text(root_.state() + "/session/pinned");
+
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.err.find("broken"), std::string::npos) << e.err;
+  EXPECT_NE(info.find("\"state\": \"broken\""), std::string::npos) << info;
+  EXPECT_NE(info.find("pin"), std::string::npos) << info;
+  ASSERT_EQ(run("umount " + root_.state() + "/union/overlay/pinned/pin && touch " + unpinned), 0);
+  auto again = root_.schroot({"-c", "pinned", "-e"});
+  EXPECT_EQ(again.status, 0) << again.err;
+  expect_no_leaks();
+}
+
+}  // namespace
