@@ -1,5 +1,6 @@
 #include "src/app.h"
 
+#include <signal.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -253,6 +254,10 @@ int read_only_action(const Request& req, const ChrootSet& chroots, SessionManage
 }  // namespace
 
 int run_app(int argc, char** argv) {
+  // A reader that goes away (schroot ... 2>&1 | head) must not kill us halfway
+  // through a session: writes then fail with EPIPE instead. Commands and hooks get
+  // the default disposition back before exec.
+  ::signal(SIGPIPE, SIG_IGN);
   try {
     Request req = parse_command_line(argc, argv);
     set_verbosity(req.verbosity);

@@ -265,6 +265,12 @@ std::string format_session_info(const SessionInfo& s) {
   Details d;
   add_general(d, s.record.id, s.def, flags, s.record.mount_location, s.record.path);
   append(d, facet_lines(s.def, &s.record, false));
+  // Extensions after schroot 1.6's lines (parsers of the 1.6 block ignore them):
+  // what an operator needs to judge a session left by a crash.
+  d.emplace_back("Session State", to_string(s.record.state));
+  if (!s.record.broken_reason.empty()) d.emplace_back("Session Broken Reason", s.record.broken_reason);
+  d.emplace_back("Session Automatic", s.record.automatic ? "true" : "false");
+  d.emplace_back("Session Process ID", std::to_string(s.record.pid));
   return render("Session", d);
 }
 

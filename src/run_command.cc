@@ -150,6 +150,7 @@ void change_directory(const RunSpec& s, const Environment& env, bool login_shell
   ::signal(SIGINT, SIG_DFL);
   ::signal(SIGTERM, SIG_DFL);
   ::signal(SIGHUP, SIG_DFL);
+  ::signal(SIGPIPE, SIG_DFL);
   ::execve(file.c_str(), cargv.data(), cenv.data());
   child_fail("Failed to execute “" + argv[0] + "”: " + std::strerror(errno));
 }
@@ -181,6 +182,14 @@ long personality_value(const std::string& name) {
 }
 
 int run_in_chroot(const RunSpec& spec, char** caller_env) {
+  if (spec.command.empty()) {
+    log_info("[" + spec.chroot_name + " chroot] (" + spec.caller.name + "->" + spec.target.name + ") Running login shell");
+  } else {
+    std::string joined;
+    for (const auto& a : spec.command) joined += (joined.empty() ? "" : " ") + a;
+    log_info("[" + spec.chroot_name + " chroot] (" + spec.caller.name + "->" + spec.target.name +
+             ") Running command: “" + joined + "”");
+  }
   struct sigaction fwd {}, ign {}, old_term {}, old_hup {}, old_int {};
   fwd.sa_handler = forward_signal;
   ign.sa_handler = SIG_IGN;

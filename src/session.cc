@@ -267,6 +267,12 @@ class SessionTransaction {
         if (std::find(in_the_way.begin(), in_the_way.end(), id) != in_the_way.end())
           rolled_back = roll_back_if_stale(id, user) || rolled_back;
       if (rolled_back) continue;
+      if (backoff == milliseconds{5}) {
+        std::string names;
+        for (const auto& id : in_the_way) names += (names.empty() ? "" : ", ") + id;
+        log_note(def.name + ": waiting for session(s) " + names + " to release the source chroot (up to " +
+                 std::to_string(source_timeout) + " s)");
+      }
       if (std::chrono::steady_clock::now() >= deadline) {
         std::string names;
         for (const auto& s : in_the_way) names += (names.empty() ? "" : ", ") + s;
@@ -349,7 +355,7 @@ class SessionTransaction {
     const std::string stage_arg = recovering ? "setup-recover" : "setup-start";
     for (const auto& s : stages) {
       fail_point(("begin:" + s.name).c_str());
-      log_debug("stage " + s.name);
+      log_info(std::string(s.core ? "stage " : "setup.d/") + s.name + " " + stage_arg);
       if (!s.core) {
         Environment env = hook_environment(hook_context(def, r, auth, real, ctx.mount_device));
         int rc = run_hook(m_.paths_.setup_d(), s.name, stage_arg, "ok", env);
@@ -386,6 +392,7 @@ class SessionTransaction {
     for (auto it = r.undo.rbegin(); it != r.undo.rend(); ++it) {
       const UndoStep& u = *it;
       fail_point("end:undo");
+      log_info("undo " + std::string(to_string(u.op)) + " " + (u.path.empty() ? u.name : u.path) + " (" + u.step + ")");
       try {
         switch (u.op) {
           case UndoStep::Op::kUnmountTree:
