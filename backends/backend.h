@@ -28,6 +28,7 @@ struct SessionContext {
   std::string mount_location;  // where the chroot's tree must appear (exists, empty)
   bool source_session = false; // source:NAME: the source itself, read-write, no union
   bool recovering = false;     // remounting an existing session after a reboot
+  bool throwaway = false;      // an automatic session: its data never outlives this process
   std::string mount_device;    // set by the device stage (/dev/loopN), for hooks and --info
   // The loop device, held open from attach until it is mounted: an autoclear device
   // with no opener left would be detached by the kernel before the mount.

@@ -94,6 +94,9 @@ void OverlayBackend::mount_tree(SessionContext& ctx, const std::string& target, 
   check_option_path(over);
   std::string options = "lowerdir=" + under + ",upperdir=" + over + "/upper,workdir=" + over + "/work";
   if (!ctx.def.union_mount_options.empty()) options += "," + ctx.def.union_mount_options;
+  // An automatic session's upper dir is removed at its end and never recovered:
+  // "volatile" spares the sync of all its writes at unmount.
+  if (ctx.throwaway) options += ",volatile";
   sys::UniqueFd target_fd = sys::open_path(target);
   try {
     sys::mount_filesystem("overlay", ctx.def.name, options, target_fd.get());

@@ -602,6 +602,7 @@ static Begun start_session(SessionManager& m, SessionTransaction& tx, const Path
   }
 
   backends::SessionContext ctx{def, paths, r.id, r.mount_location, source};
+  ctx.throwaway = automatic;
   const auto stages = stage_order(list_hooks(paths.setup_d()));
   r.undo = tx.plan(*backend, ctx, def, stages);
   r.keys = session_keys(def, r, caller, *backend, ctx);

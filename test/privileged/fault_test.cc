@@ -196,7 +196,7 @@ TEST_F(Fault, KilledAutomaticSessionIsCleanedUpByRecovery) {
 class Concurrency : public Fault {};
 
 TEST_F(Concurrency, SixteenParallelBeginRunEndLoopsNeverFailOrLeak) {
-  const auto duration = std::chrono::seconds(long_run() ? 30 : 10);
+  const auto duration = std::chrono::seconds(long_run() ? 120 : 30);
   const int loops = 16;
   std::vector<pid_t> workers;
   for (int w = 0; w < loops; ++w) {
