@@ -251,6 +251,23 @@ int read_only_action(const Request& req, const ChrootSet& chroots, SessionManage
   return 0;
 }
 
+// The caller's environment, kept for the command (-p, TERM). Run setuid, the
+// process itself then drops its environment: nothing the caller sets (locale,
+// NSS or library variables, paths) may steer a root process.
+char** caller_environment() {
+  static std::vector<std::string> saved;
+  static std::vector<char*> pointers;
+  if (!pointers.empty()) return pointers.data();
+  for (char** e = environ; e && *e; ++e) saved.emplace_back(*e);
+  for (auto& s : saved) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  if (::getauxval(AT_SECURE)) {
+    ::clearenv();
+    ::setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+  }
+  return pointers.data();
+}
+
 }  // namespace
 
 int run_app(int argc, char** argv) {
@@ -271,6 +288,7 @@ int run_app(int argc, char** argv) {
       std::cout << version_text();
       return 0;
     }
+    caller_environment();  // saved, and dropped when setuid, before anything reads it
     const Paths paths = Paths::installed();
     ChrootSet chroots;
     try {
@@ -281,7 +299,7 @@ int run_app(int argc, char** argv) {
     }
     for (const auto& w : chroots.warnings) log_warning(w.to_string());
     for (const auto& n : chroots.notes) log_info(n);
-    SessionManager sessions(paths, environ);
+    SessionManager sessions(paths, caller_environment());
     switch (req.action) {
       case Action::kList:
       case Action::kInfo:

@@ -152,6 +152,16 @@ TEST_F(Access, RootUsersMayRunAsRoot) {
   EXPECT_EQ(trim(r.out), "0");
 }
 
+TEST_F(Access, PreservedEnvironmentReachesTheCommandWhenSetuid) {
+  config("users=nobody\n");
+
+  auto r = as_nobody({"-c", "bb", "-p", "-d", "/", "--", "env"}, {"KEEP_ME=1", "LD_LIBRARY_PATH=/evil"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("KEEP_ME=1"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("LD_LIBRARY_PATH"), std::string::npos) << r.out;
+}
+
 TEST_F(Access, FailPointIsIgnoredWhenSetuid) {
   config("users=nobody\n");
 
