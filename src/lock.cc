@@ -51,6 +51,16 @@ bool try_lock(int fd, LockMode mode, const std::string& path) {
 
 std::string holders_dir(const std::string& path) { return path + ".holders"; }
 
+// A lock file may be removed by its last holder (a session's lock when the session
+// ends). Whoever then gets the lock on the removed inode must not act on it: the
+// path may name a new file already. True when fd is still the file at path.
+bool still_current(int fd, const std::string& path) {
+  struct stat by_fd, by_path;
+  if (::fstat(fd, &by_fd) != 0 || by_fd.st_nlink == 0) return false;
+  if (::stat(path.c_str(), &by_path) != 0) return false;
+  return by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino;
+}
+
 bool alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 std::string describe_timeout(std::chrono::milliseconds timeout) {
@@ -72,7 +82,11 @@ FileLock FileLock::acquire(const std::string& path, LockMode mode, std::chrono::
   const auto deadline = Clock::now() + timeout;
   auto delay = std::chrono::milliseconds(1);
   for (;;) {
-    if (try_lock(fd.get(), mode, path)) return FileLock(std::move(fd), path, mode);
+    if (try_lock(fd.get(), mode, path)) {
+      if (still_current(fd.get(), path)) return FileLock(std::move(fd), path, mode);
+      fd = open_lock_file(path);  // removed while we waited: lock the file there now
+      continue;
+    }
     const auto now = Clock::now();
     if (now >= deadline) break;
     std::this_thread::sleep_for(std::min<Clock::duration>(delay, deadline - now));
@@ -90,9 +104,28 @@ FileLock FileLock::acquire(const std::string& path, LockMode mode, std::chrono::
 }
 
 std::optional<FileLock> FileLock::try_acquire(const std::string& path, LockMode mode) {
-  sys::UniqueFd fd = open_lock_file(path);
-  if (!try_lock(fd.get(), mode, path)) return std::nullopt;
-  return FileLock(std::move(fd), path, mode);
+  for (;;) {
+    sys::UniqueFd fd = open_lock_file(path);
+    if (!try_lock(fd.get(), mode, path)) return std::nullopt;
+    if (still_current(fd.get(), path)) return FileLock(std::move(fd), path, mode);
+  }
+}
+
+void FileLock::remove_holder_notes(const std::string& path) {
+  const std::string dir_path = holders_dir(path);
+  if (DIR* dir = ::opendir(dir_path.c_str())) {
+    while (struct dirent* e = ::readdir(dir))
+      if (e->d_name[0] != '.') ::unlinkat(::dirfd(dir), e->d_name, 0);
+    ::closedir(dir);
+  }
+  ::rmdir(dir_path.c_str());
+}
+
+void FileLock::remove_file() {
+  // Unlinked while we hold it: waiters on this inode see it gone (still_current)
+  // and start over on a new file.
+  if (::unlink(path_.c_str()) != 0 && errno != ENOENT) throw SystemError("remove lock file", path_, errno);
+  removed_ = true;
 }
 
 bool FileLock::is_free(const std::string& path, LockMode mode) {
@@ -149,7 +182,8 @@ FileLock::FileLock(FileLock&& o) noexcept
       path_(std::move(o.path_)),
       mode_(o.mode_),
       owner_(o.owner_),
-      note_(std::move(o.note_)) {
+      note_(std::move(o.note_)),
+      removed_(o.removed_) {
   o.note_.clear();
 }
 
@@ -161,6 +195,7 @@ FileLock& FileLock::operator=(FileLock&& o) noexcept {
     mode_ = o.mode_;
     owner_ = o.owner_;
     note_ = std::move(o.note_);
+    removed_ = o.removed_;
     o.note_.clear();
   }
   return *this;
@@ -172,6 +207,9 @@ void FileLock::release() {
   if (!fd_) return;
   if (::getpid() == owner_) {
     if (!note_.empty()) ::unlink(note_.c_str());
+    // After remove_file() the holders' notes go too: we held the lock exclusively,
+    // so any other note is a dead holder's.
+    if (removed_) remove_holder_notes(path_);
     // Unlock explicitly: closing is not enough while a forked child still has the fd.
     struct flock l = whole_file(F_UNLCK);
     if (::fcntl(fd_.get(), F_OFD_SETLK, &l) != 0) {

@@ -63,6 +63,12 @@ class FileLock {
   void downgrade_to_shared();
   // Unlocks (in the acquiring process) and closes the fd; then fd() is -1.
   void release();
+  // Removes the lock file while holding the lock (its last use: a session that has
+  // ended). Acquirers verify after locking that the file is still the one at the
+  // path, so nobody acts on a removed lock.
+  void remove_file();
+  // Removes <path>.holders/ and the notes in it (its lock file is gone or unused).
+  static void remove_holder_notes(const std::string& path);
   // false keeps the fd, and so the lock, open across exec.
   void set_cloexec(bool on);
 
@@ -78,7 +84,8 @@ class FileLock {
   std::string path_;
   LockMode mode_ = LockMode::kExclusive;
   pid_t owner_ = 0;       // the process that took the lock
-  std::string note_;      // <path>.holders/<pid>.<fd>; empty when none was written
+  std::string note_;
+  bool removed_ = false;  // remove_file() was called      // <path>.holders/<pid>.<fd>; empty when none was written
 };
 
 }  // namespace schroot

@@ -1,5 +1,6 @@
 #include "src/session.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -234,7 +235,7 @@ class SessionTransaction {
     if (r.state == SessionState::kActive && !r.automatic) return false;  // a live -b session
     log_note(id + ": rolling back a session left " + to_string(r.state) + " by a dead process (pid " +
              std::to_string(r.pid) + ")");
-    finish(r, SessionManager::definition_of(r), "fail", user, user, /*durable=*/true);
+    finish(*lock, r, SessionManager::definition_of(r), "fail", user, user, /*durable=*/true);
     return true;
   }
 
@@ -465,7 +466,7 @@ class SessionTransaction {
 
   // Ends a session whose session lock we hold: kill what runs inside, undo, and
   // remove the record — or mark it broken with the reason.
-  void finish(SessionRecord& r, const ChrootDef& def, const std::string& status, const UserInfo& auth,
+  void finish(FileLock& session_lock, SessionRecord& r, const ChrootDef& def, const std::string& status, const UserInfo& auth,
               const UserInfo& real, bool durable) {
     if (r.state != SessionState::kEnding) mark(r, SessionState::kEnding, r.broken_reason, /*durable=*/false);
     fail_point("end:ending");
@@ -479,6 +480,7 @@ class SessionTransaction {
     }
     fail_point("end:undone");
     remove_record_and_claim(r, def);
+    session_lock.remove_file();
   }
 
   SessionManager& m_;
@@ -496,6 +498,29 @@ void SessionManager::remove_abandoned_temporaries() {
   FileLock manage = tx.manage_lock();
   RecordStore::remove_temporaries(paths_.session_dir);
   RecordStore::remove_temporaries(paths_.claims_dir);
+  // Session lock files whose session has no record (a begin killed before writing
+  // it): nobody can be waiting for such a session; remove what nobody holds.
+  RecordStore records(paths_);
+  const std::string suffix = ".session";
+  DIR* d = ::opendir(paths_.lock_dir.c_str());
+  if (!d) return;
+  std::vector<std::string> orphans, orphan_notes;
+  const std::string notes = ".session.holders";
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > notes.size() && n.compare(n.size() - notes.size(), notes.size(), notes) == 0) {
+      const std::string lock = paths_.lock_dir + "/" + n.substr(0, n.size() - 8);  // without ".holders"
+      if (::access(lock.c_str(), F_OK) != 0) orphan_notes.push_back(lock);
+      continue;
+    }
+    if (n.size() <= suffix.size() || n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    std::string id = n.substr(0, n.size() - suffix.size());
+    if (!records.exists(id)) orphans.push_back(id);
+  }
+  ::closedir(d);
+  for (const auto& id : orphans)
+    if (auto lock = FileLock::try_acquire(tx.lock_path(id), LockMode::kExclusive)) lock->remove_file();
+  for (const auto& lock : orphan_notes) FileLock::remove_holder_notes(lock);
 }
 
 SessionRecord SessionManager::read_record(const std::string& id) const { return RecordStore(paths_).read(id); }
@@ -598,7 +623,12 @@ static Begun start_session(SessionManager& m, SessionTransaction& tx, const Path
     if (old.state == SessionState::kActive && !old.automatic)
       throw UserError(r.id + ": a session with this name already exists");
     log_note(r.id + ": rolling back a session of this name left " + to_string(old.state) + " by a dead process");
-    tx.finish(old, SessionManager::definition_of(old), "fail", caller, caller, /*durable=*/true);
+    tx.finish(*b.session_lock, old, SessionManager::definition_of(old), "fail", caller, caller, /*durable=*/true);
+    // finish() removed the lock file we hold: lock the new one at the path.
+    b.session_lock.reset();
+    auto fresh = FileLock::try_acquire(tx.lock_path(r.id), LockMode::kExclusive);
+    if (!fresh) throw UserError(r.id + ": a session with this name is in use");
+    b.session_lock.emplace(std::move(*fresh));
   }
 
   backends::SessionContext ctx{def, paths, r.id, r.mount_location, source};
@@ -619,7 +649,7 @@ static Begun start_session(SessionManager& m, SessionTransaction& tx, const Path
     log_error(e.what());
     // Roll back: setup-stop with status fail, undo in reverse, no record left.
     try {
-      tx.finish(r, def, "fail", target, caller, !automatic);
+      tx.finish(*b.session_lock, r, def, "fail", target, caller, !automatic);
     } catch (const std::exception& rollback) {
       log_error(rollback.what());
     }
@@ -654,7 +684,7 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
     log_error(e.what());
   }
   fail_point("automatic:ran");
-  tx.finish(r, b.def, "ok", target, caller, /*durable=*/false);
+  tx.finish(*b.session_lock, r, b.def, "ok", target, caller, /*durable=*/false);
   return status;
 }
 
@@ -706,7 +736,7 @@ void SessionManager::end(const std::string& id, const SessionRequest& req) {
   r = records.read(id);  // someone may have ended it while we waited
   // A broken session is ended by retrying its undo: what is gone already counts as done.
   if (r.state == SessionState::kBroken) log_note(id + ": retrying the undo of a broken session (" + r.broken_reason + ")");
-  tx.finish(r, def, "ok", caller, caller, /*durable=*/true);
+  tx.finish(*lock, r, def, "ok", caller, caller, /*durable=*/true);
 }
 
 void SessionManager::recover(const std::string& id, const SessionRequest& req) {
@@ -719,7 +749,7 @@ void SessionManager::recover(const std::string& id, const SessionRequest& req) {
     // Left by a dead process (or broken): roll it back from its undo list.
     log_note(id + ": session " + to_string(r.state) + (r.automatic ? " (automatic)" : "") +
              " with no live process: rolling it back");
-    tx.finish(r, def, "fail", caller, caller, /*durable=*/true);
+    tx.finish(lock, r, def, "fail", caller, caller, /*durable=*/true);
     return;
   }
   // An active -b session: remount whatever is missing (after a reboot, everything),

@@ -182,6 +182,8 @@ std::vector<std::string> TestRoot::union_dirs() const {
 std::vector<std::string> TestRoot::lock_holder_files() const {
   std::vector<std::string> held;
   for (const auto& n : list_dir(run_dir() + "/lock")) {
+    // Only manage.lock lives on; a session's lock file goes with the session.
+    if (n != "manage.lock" && n != "manage.lock.holders") held.push_back(n + " (left behind)");
     const std::string p = run_dir() + "/lock/" + n;
     struct stat st;
     if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;

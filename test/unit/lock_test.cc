@@ -366,3 +366,50 @@ TEST_F(FileLockTest, MissingDirectoryIsASystemError) {
 
 }  // namespace
 }  // namespace schroot
+
+namespace schroot {
+namespace {
+
+// A waiter that was blocked on a lock file its holder removed must end up holding
+// the file now at the path, never the removed one (two "holders" otherwise).
+TEST_F(FileLockTest, WaiterOnARemovedLockFileLocksTheNewFile) {
+  std::optional<FileLock> first = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(100), "test");
+  int ready[2], result[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(result, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    char c = 'w';
+    if (::write(ready[1], &c, 1) != 1) ::_exit(4);
+    try {
+      FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(2000), "test");
+      struct stat by_fd, by_path;
+      bool current = ::fstat(lock.fd(), &by_fd) == 0 && ::stat(path_.c_str(), &by_path) == 0 &&
+                     by_fd.st_ino == by_path.st_ino && by_fd.st_nlink > 0;
+      c = current ? 'y' : 'n';
+      if (::write(result[1], &c, 1) != 1) ::_exit(4);
+      char wait_for_parent;
+      if (::read(ready[0], &wait_for_parent, 1) < 0) ::_exit(4);
+    } catch (...) {
+      ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::usleep(50 * 1000);  // let the child block on the old file
+
+  first->remove_file();
+  first.reset();
+  ASSERT_EQ(::read(result[0], &c, 1), 1);
+
+  EXPECT_EQ(c, 'y');
+  EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kExclusive).has_value()) << "the child holds the new file";
+  ASSERT_EQ(::write(ready[1], &c, 1), 1);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+}  // namespace schroot
