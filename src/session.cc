@@ -450,18 +450,7 @@ class SessionTransaction {
   }
 
   static sys::UnmountResult unmount_below(const std::string& path, bool allow_lazy) {
-    sys::UnmountResult total;
-    const std::string prefix = path + "/";
-    std::vector<std::string> children;
-    for (const auto& m : sys::read_mountinfo())
-      if (m.mount_point.compare(0, prefix.size(), prefix) == 0) children.push_back(m.mount_point);
-    // Deepest (latest) first; unmount_tree takes care of anything below each.
-    for (auto it = children.rbegin(); it != children.rend(); ++it) {
-      sys::UnmountResult res = sys::unmount_tree(*it, allow_lazy);
-      total.lazy_used = total.lazy_used || res.lazy_used;
-      total.still_mounted.insert(total.still_mounted.end(), res.still_mounted.begin(), res.still_mounted.end());
-    }
-    return total;
+    return sys::unmount_tree(path, allow_lazy, /*include_top=*/false);
   }
 
   // Ends a session whose session lock we hold: kill what runs inside, undo, and

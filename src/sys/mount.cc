@@ -248,16 +248,19 @@ std::vector<MountInfo> read_mountinfo() {
   return out;
 }
 
-UnmountResult unmount_tree(const std::string& path, bool allow_lazy) {
+UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top) {
   UnmountResult result;
   const std::string top = without_trailing_slashes(path);
   // No canonicalisation: a path inside a chroot may be a symlink to "/".
   if (top.empty() || top[0] != '/' || top == "/") throw SystemError("refusing to unmount everything below", path, EINVAL);
   // Several passes: a mount stacked over a parent hides the mounts below it until it
-  // is gone (their umount gives ENOENT), and a child keeps its parent busy.
+  // is gone (their umount gives ENOENT), and a child keeps its parent busy. Each pass
+  // reads mountinfo once (it grows with every live session); the read that finds
+  // nothing left is also the final check.
   for (int pass = 0; pass < 32; ++pass) {
-    const auto mounts = mounts_below(top);
-    if (mounts.empty()) break;
+    auto mounts = mounts_below(top);
+    if (!include_top) mounts.erase(std::remove(mounts.begin(), mounts.end(), top), mounts.end());
+    if (mounts.empty()) return result;
     bool progress = false;
     std::vector<std::string> busy;
     for (const auto& m : mounts) {
@@ -266,8 +269,7 @@ UnmountResult unmount_tree(const std::string& path, bool allow_lazy) {
       } else if (errno == EBUSY) {
         busy.push_back(m);
       }
-      // ENOENT/EINVAL: already gone or hidden for now; any other error is reported
-      // by the final check below.
+      // ENOENT/EINVAL: already gone or hidden for now; anything left is reported.
     }
     // Lazily only when a clean pass can do no more: what is still busy is in use.
     if (!progress && allow_lazy) {
@@ -278,11 +280,12 @@ UnmountResult unmount_tree(const std::string& path, bool allow_lazy) {
         }
       }
     }
-    if (!progress) break;
+    if (!progress) {
+      result.still_mounted = mounts;
+      return result;
+    }
   }
-  for (const auto& m : mounts_below(top))
-    if (std::find(result.still_mounted.begin(), result.still_mounted.end(), m) == result.still_mounted.end())
-      result.still_mounted.push_back(m);
+  result.still_mounted = mounts_below(top);
   return result;
 }
 

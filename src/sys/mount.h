@@ -53,7 +53,8 @@ struct UnmountResult {
 // as done. A busy mount is detached lazily when `allow_lazy`, else reported in
 // still_mounted. Never throws for a mount that cannot be unmounted: it is reported.
 // `path` must be absolute and canonical (it is compared with mountinfo as is); "/" is refused.
-UnmountResult unmount_tree(const std::string& path, bool allow_lazy);
+// include_top=false leaves `path` itself mounted (a session's inner mounts only).
+UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top = true);
 bool is_mounted_at_or_below(const std::string& path);
 
 }  // namespace schroot::sys
