@@ -15,6 +15,7 @@
 #include "src/cli.h"
 #include "src/config.h"
 #include "src/error.h"
+#include "src/text.h"
 #include "src/log.h"
 #include "src/output.h"
 #include "src/session.h"
@@ -71,9 +72,7 @@ std::vector<std::string> selected_sessions(const Request& req, const SessionMana
     ids.push_back(name);
   }
   if (!missing.empty()) {
-    std::string names;
-    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
-    throw UserError(names + (missing.size() == 1 ? ": Session not found" : ": Sessions not found"));
+    throw UserError(join(missing, ", ") + (missing.size() == 1 ? ": Session not found" : ": Sessions not found"));
   }
   return ids;
 }
@@ -124,9 +123,7 @@ int session_action(const Request& req, const ChrootSet& chroots, SessionManager&
           targets.push_back(*found);
       }
       if (!missing.empty()) {
-        std::string names;
-        for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
-        throw UserError(names + (missing.size() == 1 ? ": Chroot not found" : ": Chroots not found"));
+        throw UserError(join(missing, ", ") + (missing.size() == 1 ? ": Chroot not found" : ": Chroots not found"));
       }
       if (req.all_chroots || req.all_source_chroots) {
         for (const auto& [name, def] : chroots.chroots) {

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "src/ini_file.h"
+#include "src/text.h"
 
 namespace schroot {
 
@@ -84,14 +85,6 @@ bool starts_with(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
-}
 
 // schroot's list value: split on ',', empty elements dropped ("a,,b," → a, b).
 std::vector<std::string> split_list(const std::string& value) {
@@ -980,9 +973,9 @@ KeyMap Config::keys_of(const ChrootDef& d) {
   k["shell"] = d.shell;
   if (d.personality != "undefined") k["personality"] = d.personality;
   k["user-modifiable-keys"] =
-      join(std::vector<std::string>(d.user_modifiable_keys.begin(), d.user_modifiable_keys.end()), ",");
+      join(d.user_modifiable_keys, ",");
   k["root-modifiable-keys"] =
-      join(std::vector<std::string>(d.root_modifiable_keys.begin(), d.root_modifiable_keys.end()), ",");
+      join(d.root_modifiable_keys, ",");
   // Always written, even empty: an explicit empty value disables a profile's step.
   k["setup.config"] = d.setup_config;
   k["setup.copyfiles"] = d.setup_copyfiles;

@@ -4,23 +4,14 @@
 #include <cstdio>
 #include <set>
 
+#include "src/text.h"
+
 namespace schroot {
 
 namespace {
 
 using Details = std::vector<std::pair<std::string, std::string>>;
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
-}
-std::string join(const std::set<std::string>& v, const char* sep) {
-  return join(std::vector<std::string>(v.begin(), v.end()), sep);
-}
 const char* yes_no(bool b) { return b ? "true" : "false"; }
 
 std::string key_or_empty(const ChrootDef& def, const std::string& key) {

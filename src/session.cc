@@ -21,6 +21,7 @@
 #include "backends/registry.h"
 #include "src/claims.h"
 #include "src/error.h"
+#include "src/text.h"
 #include "src/fault.h"
 #include "src/hooks.h"
 #include "src/lock.h"
@@ -269,15 +270,11 @@ class SessionTransaction {
           rolled_back = roll_back_if_stale(id, user) || rolled_back;
       if (rolled_back) continue;
       if (backoff == milliseconds{5}) {
-        std::string names;
-        for (const auto& id : in_the_way) names += (names.empty() ? "" : ", ") + id;
-        log_note(def.name + ": waiting for session(s) " + names + " to release the source chroot (up to " +
+        log_note(def.name + ": waiting for session(s) " + join(in_the_way, ", ") + " to release the source chroot (up to " +
                  std::to_string(source_timeout) + " s)");
       }
       if (std::chrono::steady_clock::now() >= deadline) {
-        std::string names;
-        for (const auto& s : in_the_way) names += (names.empty() ? "" : ", ") + s;
-        throw UserError(def.name + ": source chroot is in use by session(s) " + names + " (waited " +
+        throw UserError(def.name + ": source chroot is in use by session(s) " + join(in_the_way, ", ") + " (waited " +
                         std::to_string(source_timeout) + " s; see --source-lock-timeout)");
       }
       std::this_thread::sleep_for(backoff);
@@ -444,8 +441,7 @@ class SessionTransaction {
         failures.push_back(u.step + ": " + e.what());
       }
     }
-    reason.clear();
-    for (const auto& f : failures) reason += (reason.empty() ? "" : "; ") + f;
+    reason = join(failures, "; ");
     return failures.empty();
   }
 
