@@ -71,42 +71,9 @@ class Access : public ::testing::Test {
   }
   // Runs the setuid binary as nobody; returns exit status and stderr.
   RunResult as_nobody(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    int err_pipe[2], out_pipe[2];
-    EXPECT_EQ(pipe(err_pipe), 0);
-    EXPECT_EQ(pipe(out_pipe), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-      dup2(out_pipe[1], 1);
-      dup2(err_pipe[1], 2);
-      close(err_pipe[0]);
-      close(out_pipe[0]);
-      if (chdir("/") != 0 || setgroups(0, nullptr) != 0 || setgid(nogroup_) != 0 || setuid(nobody_) != 0) _exit(99);
-      std::vector<std::string> a{binary_};
-      a.insert(a.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      std::vector<std::string> e{"PATH=/usr/bin:/bin"};
-      e.insert(e.end(), env.begin(), env.end());
-      std::vector<char*> envp;
-      for (auto& s : e) envp.push_back(s.data());
-      envp.push_back(nullptr);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    close(err_pipe[1]);
-    close(out_pipe[1]);
-    RunResult r;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(out_pipe[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));
-    while ((n = read(err_pipe[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<size_t>(n));
-    close(err_pipe[0]);
-    close(out_pipe[0]);
-    int ws;
-    waitpid(pid, &ws, 0);
-    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-    return r;
+    return schroot::test::run_program(binary_, args, env, "", [this] {
+      if (setgroups(0, nullptr) != 0 || setgid(nogroup_) != 0 || setuid(nobody_) != 0) _exit(99);
+    });
   }
   TestRoot root_;
   std::string tree_, binary_;

@@ -36,18 +36,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>
     dup2(devnull, 0);
     dup2(devnull, 1);
     dup2(devnull, 2);
-    std::vector<std::string> a{SCHROOT_UNDER_TEST};
-    a.insert(a.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : a) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> e{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
-    e.insert(e.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (auto& s : e) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
+    schroot::test::exec_program(SCHROOT_UNDER_TEST, args, env);
   }
   return pid;
 }

@@ -92,6 +92,28 @@ void TestRoot::add_hook(const std::string& name, const std::string& script) {
 
 RunResult TestRoot::schroot(const std::vector<std::string>& args, const std::vector<std::string>& env,
                             const std::string& stdin_text) const {
+  return run_program(SCHROOT_UNDER_TEST, args, env, stdin_text);
+}
+
+void exec_program(const std::string& binary, const std::vector<std::string>& args,
+                  const std::vector<std::string>& env) {
+  std::vector<std::string> argv_s{binary};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb"};
+  env_s.insert(env_s.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  ::execve(argv[0], argv.data(), envp.data());
+  ::_exit(127);
+}
+
+RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
+                      const std::vector<std::string>& env, const std::string& stdin_text,
+                      const std::function<void()>& in_child) {
   int out_pipe[2], err_pipe[2], in_pipe[2];
   must(::pipe2(out_pipe, O_CLOEXEC) == 0 && ::pipe2(err_pipe, O_CLOEXEC) == 0 && ::pipe2(in_pipe, O_CLOEXEC) == 0,
        "pipe");
@@ -101,19 +123,9 @@ RunResult TestRoot::schroot(const std::vector<std::string>& args, const std::vec
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    ::chdir("/");
-    std::vector<std::string> argv_s{SCHROOT_UNDER_TEST};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb"};
-    env_s.insert(env_s.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
+    if (::chdir("/") != 0) ::_exit(126);
+    if (in_child) in_child();
+    exec_program(binary, args, env);
   }
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);

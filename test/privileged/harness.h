@@ -4,6 +4,7 @@
 // var/lib/schroot, run/schroot and busybox chroot trees. Nothing touches the host.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,6 +46,15 @@ class TestRoot {
   std::vector<std::string> union_dirs() const;
   std::vector<std::string> lock_holder_files() const;
 };
+
+// Runs binary with args (PATH and env as its whole environment), feeding stdin_text;
+// in_child runs in the child before exec (dropping privileges, say).
+RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
+                      const std::vector<std::string>& env, const std::string& stdin_text = "",
+                      const std::function<void()>& in_child = {});
+// In a forked child: execs binary with args and a PATH-only environment plus env.
+[[noreturn]] void exec_program(const std::string& binary, const std::vector<std::string>& args,
+                               const std::vector<std::string>& env);
 
 std::string read_text(const std::string& path);
 // Without the trailing newlines and spaces of a command's output.
