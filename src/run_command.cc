@@ -151,6 +151,9 @@ void change_directory(const RunSpec& s, const Environment& env, bool login_shell
   ::signal(SIGTERM, SIG_DFL);
   ::signal(SIGHUP, SIG_DFL);
   ::signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::execve(file.c_str(), cargv.data(), cenv.data());
   child_fail("Failed to execute “" + argv[0] + "”: " + std::strerror(errno));
 }

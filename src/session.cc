@@ -186,10 +186,43 @@ OwnedSession open_owned(const RecordStore& records, const std::string& id, const
 
 }  // namespace
 
+// Termination signals (^C, SIGTERM, SIGHUP, SIGQUIT) are held off while a session
+// is being built or taken down, so they never cut a stage in half: begin looks for
+// them between stages and rolls back; end finishes first. They are delivered when
+// the hold is lifted (and around an automatic session's command, which gets them).
+class HeldSignals {
+ public:
+  HeldSignals() {
+    ::sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaddset(&set_, sig);
+  }
+  ~HeldSignals() { lift(); }
+  void hold() {
+    if (!held_) ::sigprocmask(SIG_BLOCK, &set_, &saved_);
+    held_ = true;
+  }
+  void lift() {
+    if (held_) ::sigprocmask(SIG_SETMASK, &saved_, nullptr);
+    held_ = false;
+  }
+  bool pending() const {
+    sigset_t p;
+    ::sigpending(&p);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT})
+      if (::sigismember(&p, sig)) return true;
+    return false;
+  }
+
+ private:
+  sigset_t set_, saved_;
+  bool held_ = false;
+};
+
 // One begin/end/recover in progress: the record, the chroot, the backend, the locks.
 class SessionTransaction {
  public:
   SessionTransaction(SessionManager& m) : m_(m), records_(m.paths_), claims_(m.paths_) {}
+  HeldSignals signals;
 
   void ensure_dirs() {
     for (const auto* d : {&m_.paths_.session_dir, &m_.paths_.lock_dir, &m_.paths_.mount_dir, &m_.paths_.claims_dir})
@@ -269,6 +302,7 @@ class SessionTransaction {
         if (std::find(in_the_way.begin(), in_the_way.end(), id) != in_the_way.end())
           rolled_back = roll_back_if_stale(id, user) || rolled_back;
       if (rolled_back) continue;
+      if (signals.pending()) throw UserError(def.name + ": interrupted by a signal while waiting for the source chroot");
       if (backoff == milliseconds{5}) {
         log_note(def.name + ": waiting for session(s) " + join(in_the_way, ", ") + " to release the source chroot (up to " +
                  std::to_string(source_timeout) + " s)");
@@ -352,6 +386,7 @@ class SessionTransaction {
                   const UserInfo& real, bool recovering) {
     const std::string stage_arg = recovering ? "setup-recover" : "setup-start";
     for (const auto& s : stages) {
+      if (signals.pending()) throw UserError(def.name + ": interrupted by a signal; rolling back");
       fail_point(("begin:" + s.name).c_str());
       log_info(std::string(s.core ? "stage " : "setup.d/") + s.name + " " + stage_arg);
       if (!s.core) {
@@ -571,6 +606,7 @@ std::map<std::string, std::string> session_keys(const ChrootDef& def, const Sess
 
 static Begun start_session(SessionManager& m, SessionTransaction& tx, const Paths& paths,
                            const ChrootSet::Found& found, const SessionRequest& req, bool automatic) {
+  tx.signals.hold();
   const UserInfo caller = lookup_uid(::getuid());
   const UserInfo target = target_user(req, caller);
   Begun b;
@@ -663,10 +699,17 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
   const UserInfo target = target_user(req, caller);
   RunSpec spec = run_spec(r.path, b.def, req, caller, target, r.selected_name, r.id);
   int status = 1;
-  try {
-    status = run_in_chroot(spec, caller_env_);
-  } catch (const std::exception& e) {
-    log_error(e.what());
+  if (tx.signals.pending()) {
+    log_error(b.def.name + ": interrupted by a signal before the command ran");
+  } else {
+    // The command gets the terminal's signals; schroot forwards SIGTERM/SIGHUP.
+    tx.signals.lift();
+    try {
+      status = run_in_chroot(spec, caller_env_);
+    } catch (const std::exception& e) {
+      log_error(e.what());
+    }
+    tx.signals.hold();
   }
   fail_point("automatic:ran");
   tx.finish(*b.session_lock, r, b.def, "ok", target, caller, /*durable=*/false);
@@ -718,6 +761,7 @@ void SessionManager::end(const std::string& id, const SessionRequest& req) {
   } else {
     lock.emplace(FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id));
   }
+  tx.signals.hold();  // from here the end runs to completion
   r = records.read(id);  // someone may have ended it while we waited
   // A broken session is ended by retrying its undo: what is gone already counts as done.
   if (r.state == SessionState::kBroken) log_note(id + ": retrying the undo of a broken session (" + r.broken_reason + ")");
@@ -729,6 +773,7 @@ void SessionManager::recover(const std::string& id, const SessionRequest& req) {
   RecordStore records(paths_);
   auto [r, caller, def, timeout] = open_owned(records, id, req);
   FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id);
+  tx.signals.hold();
   r = records.read(id);
   if (r.state != SessionState::kActive || r.automatic) {
     // Left by a dead process (or broken): roll it back from its undo list.

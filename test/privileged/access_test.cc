@@ -224,3 +224,39 @@ TEST_F(Locks, EndTimeoutNamesTheBusyPid) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Locks, InterruptDuringBeginRollsBackAndLeavesNothing) {
+  root_.add_hook("15slow", "#!/bin/sh\n[ \"$1\" = setup-start ] && sleep 1\nexit 0\n");
+  for (int sig : {SIGINT, SIGTERM}) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      // The child resets signals the test process ignores (ctest/make may).
+      signal(SIGINT, SIG_DFL);
+      signal(SIGTERM, SIG_DFL);
+      schroot::test::exec_program(SCHROOT_UNDER_TEST, {"-c", "bb", "-d", "/", "--", "true"}, {});
+    }
+    while (root_.records().empty()) usleep(5000);
+    usleep(200 * 1000);
+
+    kill(pid, sig);
+    int ws;
+    waitpid(pid, &ws, 0);
+
+    EXPECT_FALSE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "signal " << sig;
+    EXPECT_TRUE(root_.records().empty()) << "signal " << sig;
+    EXPECT_TRUE(root_.mounts_below_root().empty()) << "signal " << sig;
+    EXPECT_TRUE(root_.union_dirs().empty()) << "signal " << sig;
+  }
+}
+
+TEST_F(Locks, TerminatedCommandEndsTheSessionAndSaysWhy) {
+  auto r = root_.schroot({"-c", "bb", "-d", "/", "--", "sh", "-c", "kill -TERM $PPID; sleep 5; exit 0"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(root_.records().empty());
+  EXPECT_TRUE(root_.mounts_below_root().empty());
+}
+
+}  // namespace
