@@ -229,6 +229,24 @@ void FileLock::downgrade_to_shared() {
   mode_ = LockMode::kShared;
 }
 
+void FileLock::upgrade_to_exclusive(std::chrono::milliseconds timeout, const std::string& what) {
+  if (!fd_) throw UserError("upgrade lock " + path_ + ": not held");
+  if (mode_ == LockMode::kExclusive) return;
+  const auto deadline = Clock::now() + timeout;
+  auto delay = std::chrono::milliseconds(1);
+  // The same open file description: granted once no other holder shares the file.
+  while (!try_lock(fd_.get(), LockMode::kExclusive, path_)) {
+    const auto now = Clock::now();
+    if (now >= deadline)
+      throw LockTimeout("timed out after " + describe_timeout(timeout) + " waiting for " + what + " (lock " + path_ +
+                            " shared with other holders)",
+                        holder_pids(path_));
+    std::this_thread::sleep_for(std::min<Clock::duration>(delay, deadline - now));
+    delay = std::min(delay * 2, std::chrono::milliseconds(50));
+  }
+  mode_ = LockMode::kExclusive;
+}
+
 void FileLock::set_cloexec(bool on) {
   if (!fd_) throw UserError("set close-on-exec on lock " + path_ + ": not held");
   int flags = ::fcntl(fd_.get(), F_GETFD);

@@ -61,6 +61,9 @@ class FileLock {
 
   // Exclusive → shared in place, without a moment where the lock is free.
   void downgrade_to_shared();
+  // Back to exclusive on the same file: waits (polling) until the other shared
+  // holders are gone, up to `timeout`, then throws LockTimeout.
+  void upgrade_to_exclusive(std::chrono::milliseconds timeout, const std::string& what);
   // Unlocks (in the acquiring process) and closes the fd; then fd() is -1.
   void release();
   // Removes the lock file while holding the lock (its last use: a session that has

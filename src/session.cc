@@ -698,6 +698,9 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
   const UserInfo caller = lookup_uid(::getuid());
   const UserInfo target = target_user(req, caller);
   RunSpec spec = run_spec(r.path, b.def, req, caller, target, r.selected_name, r.id);
+  // Shared while the command runs: the user's other schroot -r may join the session
+  // (through this process's mount namespace), as in schroot 1.6.
+  b.session_lock->downgrade_to_shared();
   int status = 1;
   if (tx.signals.pending()) {
     log_error(b.def.name + ": interrupted by a signal before the command ran");
@@ -712,6 +715,15 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
     tx.signals.hold();
   }
   fail_point("automatic:ran");
+  try {
+    b.session_lock->upgrade_to_exclusive(milliseconds(0), "session " + r.id);
+  } catch (const LockTimeout&) {
+    // Commands that joined the session end with it (schroot 1.6's killprocs).
+    sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+    b.session_lock->upgrade_to_exclusive(seconds(std::max(b.def.session_lock_timeout, 5)), "session " + r.id);
+  }
+  // An -e of ours may have ended the session while we waited for it.
+  if (!RecordStore(paths_).exists(r.id)) return status;
   tx.finish(*b.session_lock, r, b.def, "ok", target, caller, /*durable=*/false);
   return status;
 }
@@ -733,13 +745,22 @@ int SessionManager::run(const std::string& id, const SessionRequest& req) {
   // Shared: other -r may run beside us; -e and -b wait until we are done.
   FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kShared, seconds(timeout), "session " + id);
   r = RecordStore(paths_).read(id);  // it may have changed while we waited
-  if (r.state != SessionState::kActive || r.automatic)
+  if (r.state != SessionState::kActive)
     throw UserError(id + ": session is " + to_string(r.state) + (r.automatic ? " (automatic)" : "") +
                     (r.broken_reason.empty() ? "" : ": " + r.broken_reason) + "; cannot run in it");
   if (r.boot_id != sys::boot_id())
     throw UserError(id + ": the session was begun before the last reboot; run schroot --recover-session -c " + id +
                     " first");
   RunSpec spec = run_spec(r.path, def, req, caller, target, r.selected_name, r.id);
+  // An automatic session's mounts exist only in its process's mount namespace. Its
+  // process is alive: it holds the session lock we share.
+  sys::UniqueFd mount_ns;
+  if (r.automatic) {
+    const std::string ns = "/proc/" + std::to_string(r.pid) + "/ns/mnt";
+    mount_ns.reset(::open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mount_ns) throw SystemError("open the mount namespace of automatic session " + id + " at", ns, errno);
+    spec.mount_ns_fd = mount_ns.get();
+  }
   return run_in_chroot(spec, caller_env_);
 }
 

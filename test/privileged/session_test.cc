@@ -224,3 +224,31 @@ TEST_F(Session, DebianChrootNamesTheChroot) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Session, RunJoinsARunningAutomaticSession) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    schroot::test::exec_program(SCHROOT_UNDER_TEST, {"-c", "bb", "-d", "/", "--", "sh", "-c", "echo here > /tmp/auto-marker; sleep 2"}, {});
+  }
+  std::string id;
+  for (int i = 0; i < 300 && id.empty(); ++i) {
+    auto l = root_.schroot({"--list", "--all-sessions"});
+    if (l.out.rfind("session:", 0) == 0) id = trim(l.out).substr(8);
+    usleep(10000);
+  }
+  ASSERT_FALSE(id.empty());
+  usleep(300 * 1000);
+
+  auto r = root_.schroot({"-c", id, "-r", "-d", "/", "--", "cat", "/tmp/auto-marker"});
+  int ws;
+  waitpid(pid, &ws, 0);
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "here");
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+  expect_no_leaks();
+}
+
+}  // namespace
