@@ -604,7 +604,7 @@ std::map<std::string, std::string> session_keys(const ChrootDef& def, const Sess
 
 }  // namespace
 
-static Begun start_session(SessionManager& m, SessionTransaction& tx, const Paths& paths,
+static Begun start_session(SessionTransaction& tx, const Paths& paths,
                            const ChrootSet::Found& found, const SessionRequest& req, bool automatic) {
   tx.signals.hold();
   const UserInfo caller = lookup_uid(::getuid());
@@ -676,13 +676,12 @@ static Begun start_session(SessionManager& m, SessionTransaction& tx, const Path
     }
     throw UserError(def.name + ": Chroot setup failed; the session was rolled back");
   }
-  (void)m;
   return b;
 }
 
 std::string SessionManager::begin(const ChrootSet::Found& chroot, const SessionRequest& req) {
   SessionTransaction tx(*this);
-  Begun b = start_session(*this, tx, paths_, chroot, req, /*automatic=*/false);
+  Begun b = start_session(tx, paths_, chroot, req, /*automatic=*/false);
   return b.record.id;
 }
 
@@ -693,7 +692,7 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
     throw SystemError("make / a slave mount", "/", errno);
   SessionTransaction tx(*this);
-  Begun b = start_session(*this, tx, paths_, chroot, req, /*automatic=*/true);
+  Begun b = start_session(tx, paths_, chroot, req, /*automatic=*/true);
   SessionRecord& r = b.record;
   const UserInfo caller = lookup_uid(::getuid());
   const UserInfo target = target_user(req, caller);

@@ -50,7 +50,8 @@ class SessionManager {
   int run_plain(const ChrootSet::Found& chroot, const SessionRequest& req);
 
   std::vector<std::string> session_ids() const;
-  // Under manage.lock: removes what writers killed mid-write left (temporary files).
+  // Under manage.lock: removes what begins and writers killed midway left behind
+  // (temporary files, lock files of sessions that have no record).
   void remove_abandoned_temporaries();
   SessionRecord read_record(const std::string& id) const;
   // The chroot a session was made from, rebuilt from its record (never chroot.conf).
