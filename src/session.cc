@@ -807,6 +807,8 @@ void SessionManager::recover(const std::string& id, const SessionRequest& req) {
   auto backend = backends::make_backend(def, r.source);
   backends::SessionContext ctx{def, paths_, r.id, r.mount_location, r.source, /*recovering=*/true};
   std::string reason;
+  // As schroot 1.6's recover: what runs in the session is ended before remounting.
+  sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
   tx.undo(r, def, "ok", /*allow_lazy=*/false, /*keep_data=*/true, caller, caller, reason);
   if (!reason.empty()) throw UserError(id + ": cannot recover: " + reason);
   const auto stages = stage_order(list_hooks(paths_.setup_d()));
