@@ -281,3 +281,20 @@ TEST_F(Union, SessionThatCannotBeUndoneIsMarkedBrokenWithTheReasonAndEndsLater) 
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Union, RecoverOfAHealthySessionRemountsItKeepingItsChanges) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "healthy"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "touch", "/kept"}).status, 0);
+
+  auto rec = root_.schroot({"-c", "healthy", "--recover-session"});
+  auto r = root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "test", "-e", "/kept"});
+
+  EXPECT_EQ(rec.status, 0) << rec.err;
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(root_.schroot({"-c", "healthy", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+}  // namespace
