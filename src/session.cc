@@ -802,6 +802,12 @@ void SessionManager::recover(const std::string& id, const SessionRequest& req) {
     tx.finish(lock, r, def, "fail", caller, caller, /*durable=*/true);
     return;
   }
+  // A healthy session (this boot, its root mounted) is left alone: recovering every
+  // session must not disturb builds running in live ones.
+  if (r.boot_id == sys::boot_id() && sys::is_mounted_at_or_below(r.mount_location)) {
+    log_note(id + ": session is active and mounted; nothing to recover");
+    return;
+  }
   // An active -b session: remount whatever is missing (after a reboot, everything),
   // keeping the union's upper dir with the session's changes.
   auto backend = backends::make_backend(def, r.source);

@@ -284,16 +284,33 @@ TEST_F(Union, SessionThatCannotBeUndoneIsMarkedBrokenWithTheReasonAndEndsLater) 
 
 namespace {
 
-TEST_F(Union, RecoverOfAHealthySessionRemountsItKeepingItsChanges) {
+TEST_F(Union, RecoverLeavesAHealthySessionAndItsCommandsAlone) {
   ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "healthy"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "touch", "/kept"}).status, 0);
+  pid_t runner = fork();
+  if (runner == 0) _exit(root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "sleep", "1"}).status);
+  usleep(200 * 1000);
 
-  auto rec = root_.schroot({"-c", "healthy", "--recover-session"});
-  auto r = root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "test", "-e", "/kept"});
+  auto rec = root_.schroot({"-c", "healthy", "--recover-session", "--session-lock-timeout", "5"});
+  int ws;
+  waitpid(runner, &ws, 0);
+
+  EXPECT_EQ(rec.status, 0) << rec.err;
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "the running command was not disturbed";
+  EXPECT_EQ(root_.schroot({"-c", "healthy", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(Union, RecoverRemountsASessionWhoseMountsWereLost) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "lost"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "lost", "-r", "-d", "/", "--", "touch", "/kept"}).status, 0);
+  ASSERT_EQ(run("umount -R " + root_.run_dir() + "/mount/lost && umount -R " + root_.state() + "/union/underlay/lost"), 0);
+
+  auto rec = root_.schroot({"-c", "lost", "--recover-session"});
+  auto r = root_.schroot({"-c", "lost", "-r", "-d", "/", "--", "test", "-e", "/kept"});
 
   EXPECT_EQ(rec.status, 0) << rec.err;
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(root_.schroot({"-c", "healthy", "-e"}).status, 0);
+  EXPECT_EQ(root_.schroot({"-c", "lost", "-e"}).status, 0);
   expect_no_leaks();
 }
 
