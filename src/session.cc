@@ -65,6 +65,12 @@ std::vector<StageItem> stage_order(const std::vector<std::string>& hooks) {
   return items;
 }
 
+// A session's lock file: lock_dir/<id>.session (never clashes with manage.lock).
+const char* const kSessionLockSuffix = ".session";
+std::string session_lock_path(const Paths& paths, const std::string& id) {
+  return paths.lock_dir + "/" + id + kSessionLockSuffix;
+}
+
 milliseconds seconds(int s) { return milliseconds(static_cast<int64_t>(s) * 1000); }
 
 bool valid_name(const std::string& name) {
@@ -228,7 +234,7 @@ class SessionTransaction {
     for (const auto* d : {&m_.paths_.session_dir, &m_.paths_.lock_dir, &m_.paths_.mount_dir, &m_.paths_.claims_dir})
       sys::mkdir_p(*d, 0755);
   }
-  std::string lock_path(const std::string& id) const { return m_.paths_.lock_dir + "/" + id + ".session"; }
+  std::string lock_path(const std::string& id) const { return session_lock_path(m_.paths_, id); }
   std::string manage_path() const { return m_.paths_.lock_dir + "/manage.lock"; }
   FileLock manage_lock() { return FileLock::acquire(manage_path(), LockMode::kExclusive, kManageLockTimeout, "manage lock"); }
 
@@ -430,9 +436,9 @@ class SessionTransaction {
         switch (u.op) {
           case UndoStep::Op::kUnmountTree:
           case UndoStep::Op::kUnmountBelow: {
-            sys::UnmountResult res = u.op == UndoStep::Op::kUnmountTree
-                                         ? sys::unmount_tree(u.path, allow_lazy)
-                                         : unmount_below(u.path, allow_lazy);
+            // kUnmountBelow leaves the root itself: a session's inner mounts only.
+            sys::UnmountResult res =
+                sys::unmount_tree(u.path, allow_lazy, /*include_top=*/u.op == UndoStep::Op::kUnmountTree);
             if (res.lazy_used) {
               r.lazy_unmount_used = true;
               log_warning(r.id + ": " + u.path + " was busy; detached lazily");
@@ -480,9 +486,6 @@ class SessionTransaction {
     return failures.empty();
   }
 
-  static sys::UnmountResult unmount_below(const std::string& path, bool allow_lazy) {
-    return sys::unmount_tree(path, allow_lazy, /*include_top=*/false);
-  }
 
   // Ends a session whose session lock we hold: kill what runs inside, undo, and
   // remove the record — or mark it broken with the reason.
@@ -521,15 +524,15 @@ void SessionManager::remove_abandoned_temporaries() {
   // Session lock files whose session has no record (a begin killed before writing
   // it): nobody can be waiting for such a session; remove what nobody holds.
   RecordStore records(paths_);
-  const std::string suffix = ".session";
+  const std::string suffix = kSessionLockSuffix;
   DIR* d = ::opendir(paths_.lock_dir.c_str());
   if (!d) return;
   std::vector<std::string> orphans, orphan_notes;
-  const std::string notes = ".session.holders";
+  const std::string notes = suffix + ".holders";
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
     if (n.size() > notes.size() && n.compare(n.size() - notes.size(), notes.size(), notes) == 0) {
-      const std::string lock = paths_.lock_dir + "/" + n.substr(0, n.size() - 8);  // without ".holders"
+      const std::string lock = paths_.lock_dir + "/" + n.substr(0, n.size() - notes.size() + suffix.size());
       if (::access(lock.c_str(), F_OK) != 0) orphan_notes.push_back(lock);
       continue;
     }
@@ -546,8 +549,7 @@ void SessionManager::remove_abandoned_temporaries() {
 SessionRecord SessionManager::read_record(const std::string& id) const { return RecordStore(paths_).read(id); }
 
 bool SessionManager::is_live(const SessionRecord& r) const {
-  const std::string lock = paths_.lock_dir + "/" + r.id + ".session";
-  if (!FileLock::is_free(lock, LockMode::kExclusive)) return true;
+  if (!FileLock::is_free(session_lock_path(paths_, r.id), LockMode::kExclusive)) return true;
   // Nobody holds its lock: only a completed -b session lives on without a process.
   return r.state == SessionState::kActive && !r.automatic;
 }

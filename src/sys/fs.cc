@@ -377,19 +377,6 @@ bool publish_exclusive(const std::string& path, const std::string& content, mode
   return true;
 }
 
-bool create_exclusive(const std::string& path, const std::string& content, mode_t mode) {
-  UniqueFd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd && errno == EEXIST) return false;
-  if (!fd) throw SystemError("create", path, errno);
-  try {
-    write_all(fd.get(), content, path);
-  } catch (...) {
-    ::unlink(path.c_str());  // a half-written file would look like someone else's
-    throw;
-  }
-  return true;
-}
-
 std::string read_file(const std::string& path) {
   UniqueFd fd = open_path(path, O_RDONLY | O_NOCTTY);
   return read_all(fd.get(), path);

@@ -49,9 +49,6 @@ bool copy_file_into_root(int root_fd, const std::string& dest, const std::string
 bool publish_exclusive(const std::string& path, const std::string& content, mode_t mode, bool durable);
 void atomic_write_file(const std::string& path, const std::string& content, mode_t mode, bool durable);
 
-// Creates `path` with `content` only if it does not exist; false if it does.
-bool create_exclusive(const std::string& path, const std::string& content = "", mode_t mode = 0644);
-
 // The whole file. Throws SystemError("read", path, errno).
 std::string read_file(const std::string& path);
 

@@ -312,10 +312,10 @@ TEST_F(Fs, AtomicWriteFileReplacesContentAndLeavesNoTemporary) {
   EXPECT_EQ(entries(host_), std::vector<std::string>{"record.json"});
 }
 
-TEST_F(Fs, CreateExclusiveDoesNotReplaceAnExistingFile) {
+TEST_F(Fs, PublishExclusiveDoesNotReplaceAnExistingFile) {
   const std::string f = host_ + "/claim";
-  EXPECT_TRUE(create_exclusive(f, "first"));
-  EXPECT_FALSE(create_exclusive(f, "second"));
+  EXPECT_TRUE(publish_exclusive(f, "first", 0644, /*durable=*/false));
+  EXPECT_FALSE(publish_exclusive(f, "second", 0644, /*durable=*/true));
   EXPECT_EQ(read_host(f), "first");
 }
 
