@@ -6,9 +6,11 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -234,45 +236,161 @@ std::uint64_t mount_id_of(int dirfd, const char* path, int flags, const std::str
   throw SystemError("not removing (still a mount point)", path, EBUSY);
 }
 
-// Empties the directory `dir_fd` (shown as `shown`) which is on mount `mnt_id`, device `dev`.
-void remove_contents(int dir_fd, std::uint64_t mnt_id, dev_t dev, const std::string& shown) {
-  std::vector<std::string> names;
-  {
-    DIR* d = ::fdopendir(::dup(dir_fd));
-    if (!d) throw SystemError("open directory", shown, errno);
-    ::rewinddir(d);  // the dup shares the offset with dir_fd
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(std::move(n));
-    }
-    ::closedir(d);
-  }
-  for (const auto& name : names) {
-    const std::string child = shown + "/" + name;
-    struct stat st;
-    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;
-      throw SystemError("stat", child, errno);
-    }
-    if (S_ISDIR(st.st_mode)) {
-      // RESOLVE_NO_XDEV catches bind mounts of the same filesystem, which st_dev misses.
-      UniqueFd sub(openat2_retry(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
-                                 0, RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS));
-      if (!sub && errno == EXDEV) fail_mount_point(child);
-      if (!sub && errno == ENOENT) continue;
-      if (!sub) throw SystemError("open directory", child, errno);
-      if (fstat_or_throw(sub.get(), child).st_dev != dev || mount_id_of(sub.get(), "", AT_EMPTY_PATH, child) != mnt_id)
-        fail_mount_point(child);
-      remove_contents(sub.get(), mnt_id, dev, child);
-      sub.reset();
-      if (::unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-        throw SystemError(errno == EBUSY ? "not removing (still a mount point)" : "remove", child, errno);
-    } else if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-      // EBUSY here is a file bind mount: left alone, reported.
-      throw SystemError(errno == EBUSY ? "not removing (still a mount point)" : "remove", child, errno);
-    }
-  }
+// Removing a tree a user made (their session's upper dir, say) must work at any depth
+// (issue 9: 1,100 levels made `-e` fail): one fd per level runs out of fds, a path
+// string per level is quadratic in the depth. So the walk holds one directory open,
+// steps down by name and back up through "..", and keeps only each level's (dev, ino)
+// to check that ".." is still the directory it came down from: a user renaming a
+// directory out of the tree mid-walk stops the walk instead of steering it elsewhere.
+// Nothing is removed by a name that was checked earlier: an entry is unlinked (never
+// a directory, a mount point gives EBUSY) or rmdir'ed (only when empty and not a mount
+// point), both atomic in the kernel, so a racing rename can only make us skip or
+// revisit an entry. A directory is revisited from its start after each subdirectory.
+struct DirId {
+  dev_t dev;
+  ino_t ino;
+};
+
+struct DirStat {
+  DirId id;
+  std::uint64_t mnt_id;
+};
+
+// `shown` names the directory in an error; called only then (naming costs a readlink).
+template <typename Shown>
+DirStat dir_stat(int fd, Shown shown) {
+  struct statx stx;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_MNT_ID, &stx) != 0)
+    throw SystemError("stat", shown(), errno);
+  return {{makedev(stx.stx_dev_major, stx.stx_dev_minor), stx.stx_ino}, stx.stx_mnt_id};
 }
+
+class TreeRemover {
+ public:
+  TreeRemover(std::string shown, const RemoveProgress& progress, std::uint64_t every)
+      : shown_(std::move(shown)), progress_(progress), every_(every) {}
+
+  // Empties the directory `dir` (the top) and everything below it.
+  void empty(UniqueFd dir) {
+    top_real_ = fd_path(dir.get());
+    top_ = dir_stat(dir.get(), [&] { return shown_; });
+    std::vector<DirId> down{top_.id};  // down[d]: the directory at depth d
+    for (;;) {
+      const std::size_t depth = down.size() - 1;
+      if (UniqueFd sub = clear_until_subdir(dir.get(), depth)) {
+        // Checked as it was opened: on the top's mount.
+        down.push_back(dir_stat(sub.get(), [&] { return at_depth(depth + 1); }).id);
+        dir = std::move(sub);
+        continue;
+      }
+      if (depth == 0) return;
+      dir = open_parent(dir.get(), depth, down[depth - 1]);
+      down.pop_back();
+    }
+  }
+
+  void count_removal() {
+    ++removed_;
+    if (progress_ && every_ && removed_ % every_ == 0) progress_(removed_);
+  }
+  void report_total() {
+    if (progress_ && (!every_ || removed_ % every_ != 0)) progress_(removed_);
+  }
+
+ private:
+  // Removes the non-directories and empty directories of `dir` from its first entry
+  // on; returns the first subdirectory that is not empty, opened, or no fd when `dir`
+  // has been read to its end.
+  // `dir` is always freshly opened, so it reads from its first entry without a rewind.
+  UniqueFd clear_until_subdir(int dir, std::size_t depth) {
+    for (;;) {
+      const ssize_t n = ::getdents64(dir, buf_, sizeof buf_);
+      if (n < 0) {
+        const int err = errno;
+        throw SystemError("read directory", at_depth(depth), err);
+      }
+      if (n == 0) return UniqueFd();
+      for (ssize_t off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const struct dirent64*>(buf_ + off);
+        off += e->d_reclen;
+        const char* name = e->d_name;
+        if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+        if (e->d_type != DT_DIR && remove_non_directory(dir, depth, name)) continue;
+        if (UniqueFd sub = remove_or_open_directory(dir, depth, name)) return sub;
+      }
+    }
+  }
+
+  // unlink; false when `name` turned out to be a directory.
+  bool remove_non_directory(int dir, std::size_t depth, const char* name) {
+    if (::unlinkat(dir, name, 0) == 0) {
+      count_removal();
+      return true;
+    }
+    const int err = errno;  // saved: naming the entry calls readlink
+    if (err == EISDIR) return false;
+    if (err == ENOENT) return true;  // gone already (a race): nothing to do
+    // EBUSY is a file bind mount: left alone, reported.
+    if (err == EBUSY) fail_mount_point(entry(dir, depth, name));
+    throw SystemError("unlink", entry(dir, depth, name), err);
+  }
+
+  // rmdir when empty; otherwise opens it, never through a symlink or into another mount.
+  UniqueFd remove_or_open_directory(int dir, std::size_t depth, const char* name) {
+    if (::unlinkat(dir, name, AT_REMOVEDIR) == 0) {
+      count_removal();
+      return UniqueFd();
+    }
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return UniqueFd();  // raced; a later pass sees it
+    if (err == EBUSY) fail_mount_point(entry(dir, depth, name));
+    if (err != ENOTEMPTY && err != EEXIST) throw SystemError("rmdir", entry(dir, depth, name), err);
+    // RESOLVE_NO_XDEV catches bind mounts of the same filesystem, which st_dev misses.
+    UniqueFd sub(openat2_retry(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
+                               RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS));
+    err = errno;
+    if (!sub && err == EXDEV) fail_mount_point(entry(dir, depth, name));
+    if (!sub && (err == ENOENT || err == ENOTDIR || err == ELOOP)) return UniqueFd();  // raced
+    if (!sub) throw SystemError("open directory", entry(dir, depth, name), err);
+    const DirStat st = dir_stat(sub.get(), [&] { return entry(dir, depth, name); });
+    if (st.id.dev != top_.id.dev || st.mnt_id != top_.mnt_id) fail_mount_point(entry(dir, depth, name));
+    return sub;
+  }
+
+  // Steps up from the directory at `depth`; its ".." must be the one we came down from.
+  UniqueFd open_parent(int dir, std::size_t depth, const DirId& expected) {
+    UniqueFd parent(::openat(dir, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    const int err = errno;
+    if (!parent) throw SystemError("open ..", at_depth(depth), err);
+    const DirId id = dir_stat(parent.get(), [&] { return at_depth(depth - 1); }).id;
+    if (id.dev != expected.dev || id.ino != expected.ino)
+      throw SystemError("open .. (a directory was moved out of the tree during the removal)", at_depth(depth),
+                        ESTALE);
+    return parent;
+  }
+
+  // For messages only: no path is built while walking.
+  std::string at_depth(std::size_t depth) const {
+    return depth == 0 ? shown_ : shown_ + " at depth " + std::to_string(depth);
+  }
+  // The entry's path as the kernel sees it now, spelled from the caller's top; when
+  // that is too long to read, the top, the depth and the name.
+  std::string entry(int dir, std::size_t depth, const char* name) const {
+    if (depth == 0) return shown_ + "/" + name;
+    const std::string now = fd_path(dir);
+    if (now.compare(0, top_real_.size() + 1, top_real_ + "/") == 0)
+      return shown_ + now.substr(top_real_.size()) + "/" + name;
+    return at_depth(depth) + ": " + name;
+  }
+
+  const std::string shown_;  // the top as the caller spelled it
+  std::string top_real_;     // and as the kernel spells it
+  DirStat top_{};
+  const RemoveProgress& progress_;
+  const std::uint64_t every_;
+  std::uint64_t removed_ = 0;
+  alignas(struct dirent64) char buf_[8192];
+};
 
 }  // namespace
 
@@ -396,31 +514,41 @@ std::string boot_id() {
   return id;
 }
 
-void remove_tree(const std::string& path) {
+void remove_tree(const std::string& path, const RemoveProgress& progress, std::uint64_t progress_every) {
+  TreeRemover remover(path, progress, progress_every);
+  auto [parent, name] = split_host(path);
+  if (name.empty() || name == "." || name == "..") throw SystemError("remove", path, EINVAL);
+  UniqueFd parent_fd = open_path(parent, O_PATH | O_DIRECTORY);
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
+  if (::fstatat(parent_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return;
     throw SystemError("stat", path, errno);
   }
   if (!S_ISDIR(st.st_mode)) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw SystemError("remove", path, errno);
+    if (::unlinkat(parent_fd.get(), name.c_str(), 0) != 0 && errno != ENOENT) throw SystemError("unlink", path, errno);
+    remover.count_removal();
+    remover.report_total();
     return;
   }
-  auto [parent, name] = split_host(path);
-  if (name.empty() || name == "." || name == "..") throw SystemError("remove", path, EINVAL);
-  UniqueFd parent_fd = open_path(parent, O_PATH | O_DIRECTORY);
   const std::uint64_t mnt_id = mount_id_of(parent_fd.get(), "", AT_EMPTY_PATH, parent);
-  UniqueFd top(openat2_retry(parent_fd.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
-                             RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS));
-  if (!top && errno == EXDEV) fail_mount_point(path);
-  if (!top && errno == ENOENT) return;
-  if (!top) throw SystemError("open directory", path, errno);
-  const struct stat top_st = fstat_or_throw(top.get(), path);
-  if (mount_id_of(top.get(), "", AT_EMPTY_PATH, path) != mnt_id) fail_mount_point(path);
-  remove_contents(top.get(), mnt_id, top_st.st_dev, path);
-  top.reset();
-  if (::unlinkat(parent_fd.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-    throw SystemError("remove", path, errno);
+  // A user can refill the tree while we walk it: a few rounds, then give up.
+  for (int round = 0;; ++round) {
+    UniqueFd top(openat2_retry(parent_fd.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
+                               RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS));
+    if (!top && errno == EXDEV) fail_mount_point(path);
+    if (!top && errno == ENOENT) break;
+    if (!top) throw SystemError("open directory", path, errno);
+    if (mount_id_of(top.get(), "", AT_EMPTY_PATH, path) != mnt_id) fail_mount_point(path);
+    remover.empty(std::move(top));
+    if (::unlinkat(parent_fd.get(), name.c_str(), AT_REMOVEDIR) == 0) {
+      remover.count_removal();
+      break;
+    }
+    if (errno == ENOENT) break;
+    if (errno == EBUSY) fail_mount_point(path);
+    if ((errno != ENOTEMPTY && errno != EEXIST) || round == 2) throw SystemError("rmdir", path, errno);
+  }
+  remover.report_total();
 }
 
 void mkdir_p(const std::string& host_path, mode_t mode) {

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sys/types.h>
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "src/sys/unique_fd.h"
@@ -60,8 +62,13 @@ std::string boot_id();
 
 // rm -rf that never follows a symlink and never enters another mount: a mount point at
 // or below `path` (a bind of /home left behind, say) is an error naming it, and what
-// is mounted there is left alone. A missing `path` is fine.
-void remove_tree(const std::string& path);
+// is mounted there is left alone. A missing `path` is fine. Any depth, with at most
+// three fds open and memory linear in the depth; a directory moved out of the tree
+// during the walk stops it. `progress`, if set, gets the number of entries removed so
+// far after every `progress_every` removals, and the total at the end.
+using RemoveProgress = std::function<void(std::uint64_t removed)>;
+void remove_tree(const std::string& path, const RemoveProgress& progress = {},
+                 std::uint64_t progress_every = 10000);
 
 // mkdir -p on the host (state and run dirs). Existing directories are fine.
 void mkdir_p(const std::string& host_path, mode_t mode);
