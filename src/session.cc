@@ -493,7 +493,7 @@ class SessionTransaction {
               const UserInfo& real, bool durable) {
     if (r.state != SessionState::kEnding) mark(r, SessionState::kEnding, r.broken_reason, /*durable=*/false);
     fail_point("end:ending");
-    sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+    sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
     std::string reason;
     // Lazy detach only now that the session's processes are gone.
     if (!undo(r, def, status, /*allow_lazy=*/true, /*keep_data=*/false, auth, real, reason)) {
@@ -720,7 +720,7 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
     b.session_lock->upgrade_to_exclusive(milliseconds(0), "session " + r.id);
   } catch (const LockTimeout&) {
     // Commands that joined the session end with it (schroot 1.6's killprocs).
-    sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+    sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
     b.session_lock->upgrade_to_exclusive(seconds(std::max(b.def.session_lock_timeout, 5)), "session " + r.id);
   }
   // An -e of ours may have ended the session while we waited for it.
@@ -775,7 +775,7 @@ void SessionManager::end(const std::string& id, const SessionRequest& req) {
     // killed, which lets its schroot release the lock.
     lock = FileLock::try_acquire(tx.lock_path(id), LockMode::kExclusive);
     if (!lock) {
-      int killed = sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+      int killed = sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
       log_warning(id + ": --force: killed " + std::to_string(killed) + " process(es) running in the session");
       lock.emplace(FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(std::max(timeout, 5)),
                                      "session " + id));
@@ -816,7 +816,7 @@ void SessionManager::recover(const std::string& id, const SessionRequest& req) {
   backends::SessionContext ctx{def, paths_, r.id, r.mount_location, r.source, /*recovering=*/true};
   std::string reason;
   // As schroot 1.6's recover: what runs in the session is ended before remounting.
-  sys::kill_processes_rooted_at(r.mount_location, kKillGrace);
+  sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
   tx.undo(r, def, "ok", /*allow_lazy=*/false, /*keep_data=*/true, caller, caller, reason);
   if (!reason.empty()) throw UserError(id + ": cannot recover: " + reason);
   const auto stages = stage_order(list_hooks(paths_.setup_d()));

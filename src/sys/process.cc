@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,33 +29,47 @@ using Clock = std::chrono::steady_clock;
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 int pidfd_send_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
 
-std::string normalized(const std::string& path) {
-  std::string p = path;
-  char* real = ::realpath(path.c_str(), nullptr);
-  if (real) {
-    p = real;
-    ::free(real);
-  }
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  return p;
-}
-
-bool at_or_below(const std::string& p, const std::string& root) {
-  return p == root || (p.size() > root.size() && p.compare(0, root.size(), root) == 0 && p[root.size()] == '/');
-}
-
-// The root directory of `pid`; empty when it cannot be read (gone, a zombie, a kernel thread).
-std::string root_of(pid_t pid) {
-  char buf[4096];
+// The root directory of `pid`, opened through the /proc magic link (which needs no
+// path text and works whatever our own root is); empty when the process is gone, a
+// zombie, or not ours to inspect.
+UniqueFd open_root_of(pid_t pid) {
   const std::string link = "/proc/" + std::to_string(pid) + "/root";
-  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
-  if (n <= 0 || n == static_cast<ssize_t>(sizeof buf)) return "";
-  std::string root(buf, static_cast<std::size_t>(n));
-  // The tree may have been removed under a process still chrooted into it.
-  const std::string deleted = " (deleted)";
-  if (root.size() > deleted.size() && root.compare(root.size() - deleted.size(), deleted.size(), deleted) == 0)
-    root.resize(root.size() - deleted.size());
-  return root;
+  return UniqueFd(::open(link.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+}
+
+bool same_dir(const DirIdentity& a, const DirIdentity& b) { return a.dev == b.dev && a.ino == b.ino; }
+
+// Same directory through the same mount. A zero mount id (a kernel before 5.8) falls
+// back to device and inode.
+bool same_root(const DirIdentity& a, const DirIdentity& b) {
+  return same_dir(a, b) && (a.mount_id == 0 || b.mount_id == 0 || a.mount_id == b.mount_id);
+}
+
+// Is `root` (a process's root, in whatever mount namespace) the root of what that
+// namespace has mounted at the session's place? Only ".." is walked: from a mount
+// root it leaves the tree for the mount directory above it, and the session's name
+// is looked up only in a directory that is that mount directory (device and inode).
+bool is_session_root_in_its_namespace(int root, const DirIdentity& root_id, const SessionRoot& s,
+                                      const DirIdentity& mount_dir_id) {
+  UniqueFd parent(::openat(root, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!parent) return false;
+  auto parent_id = identity_of(parent.get());
+  if (!parent_id || !same_dir(*parent_id, mount_dir_id)) return false;
+  UniqueFd there(::openat(parent.get(), s.name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!there) return false;
+  auto there_id = identity_of(there.get());
+  // The mount id proves `root` is the mount at the session's place, not a directory
+  // of the same filesystem reached otherwise.
+  return there_id && same_root(*there_id, root_id);
+}
+
+bool in_session(pid_t pid, const SessionRoot& s, const DirIdentity& session_id, const DirIdentity& mount_dir_id) {
+  UniqueFd root = open_root_of(pid);
+  if (!root) return false;
+  auto root_id = identity_of(root.get());
+  if (!root_id) return false;
+  if (same_root(*root_id, session_id)) return true;
+  return is_session_root_in_its_namespace(root.get(), *root_id, s, mount_dir_id);
 }
 
 struct Target {
@@ -63,14 +79,14 @@ struct Target {
   bool signalled = false;
 };
 
-// New targets: a pidfd pins the process, and the root is checked again after it was
-// opened, so the pidfd cannot name a different process that reused the pid.
-void add_targets(const std::string& root, std::vector<Target>& targets) {
-  for (pid_t pid : processes_rooted_at(root)) {
+// New targets: a pidfd pins the process, and membership is checked again after it
+// was opened, so the pidfd cannot name a different process that reused the pid.
+void add_targets(const ProcessTest& member, std::vector<Target>& targets) {
+  for (pid_t pid : processes_where(member)) {
     if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.pid == pid && !t.gone; }))
       continue;
     UniqueFd fd(pidfd_open(pid));
-    if (!fd || !at_or_below(root_of(pid), root)) continue;
+    if (!fd || !member(pid)) continue;
     targets.push_back(Target{pid, std::move(fd)});
   }
 }
@@ -202,11 +218,46 @@ ExitStatus run_program(const std::vector<std::string>& argv, const std::vector<s
   return status;
 }
 
-std::vector<pid_t> processes_rooted_at(const std::string& root_path) {
-  if (root_path.empty()) return {};  // no tree, nobody in it
-  const std::string root = normalized(root_path);
-  // Every process is rooted at or below "/": ending them all is never what is meant.
-  if (root.empty() || root == "/") throw SystemError("refusing to look for processes rooted at", root_path, EINVAL);
+std::optional<DirIdentity> identity_of(int fd) {
+  struct statx stx;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_MNT_ID, &stx) != 0) return std::nullopt;
+  DirIdentity id;
+  id.dev = ::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  id.ino = static_cast<ino_t>(stx.stx_ino);
+  if (stx.stx_mask & STATX_MNT_ID) id.mount_id = stx.stx_mnt_id;
+  return id;
+}
+
+std::optional<SessionRoot> open_session_root(const std::string& mount_location) {
+  const auto slash = mount_location.find_last_of('/');
+  if (mount_location.empty() || mount_location[0] != '/' || slash + 1 >= mount_location.size())
+    throw SystemError("refusing to look for processes rooted at", mount_location, EINVAL);
+  const std::string name = mount_location.substr(slash + 1);
+  if (name == "." || name == "..")
+    throw SystemError("refusing to look for processes rooted at", mount_location, EINVAL);
+  SessionRoot s;
+  const std::string dir = slash == 0 ? "/" : mount_location.substr(0, slash);
+  s.mount_dir.reset(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!s.mount_dir) {
+    if (errno == ENOENT) return std::nullopt;
+    throw SystemError("open", dir, errno);
+  }
+  s.root.reset(::openat(s.mount_dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!s.root) {
+    if (errno == ENOENT) return std::nullopt;
+    throw SystemError("open", mount_location, errno);
+  }
+  s.name = name;
+  // Every process is rooted at our own root (or below): ending them all is never meant.
+  UniqueFd own(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  auto own_id = own ? identity_of(own.get()) : std::nullopt;
+  auto root_id = identity_of(s.root.get());
+  if (!own_id || !root_id) throw SystemError("stat", mount_location, errno);
+  if (same_dir(*own_id, *root_id)) throw SystemError("refusing to look for processes rooted at", mount_location, EINVAL);
+  return s;
+}
+
+std::vector<pid_t> processes_where(const ProcessTest& member) {
   std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
   if (!proc) throw SystemError("open", "/proc", errno);
   std::vector<pid_t> out;
@@ -215,15 +266,14 @@ std::vector<pid_t> processes_rooted_at(const std::string& root_path) {
     char* end = nullptr;
     const long pid = std::strtol(e->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || pid == self) continue;
-    if (at_or_below(root_of(static_cast<pid_t>(pid)), root)) out.push_back(static_cast<pid_t>(pid));
+    if (member(static_cast<pid_t>(pid))) out.push_back(static_cast<pid_t>(pid));
   }
   return out;
 }
 
-int kill_processes_rooted_at(const std::string& root_path, std::chrono::milliseconds grace) {
-  const std::string root = normalized(root_path);
+int kill_processes_where(const ProcessTest& member, std::chrono::milliseconds grace) {
   std::vector<Target> targets;
-  add_targets(root, targets);
+  add_targets(member, targets);
   if (targets.empty()) return 0;
   signal_all(targets, SIGTERM);
   wait_gone(targets, Clock::now() + grace);
@@ -231,13 +281,34 @@ int kill_processes_rooted_at(const std::string& root_path, std::chrono::millisec
   // Rescan before each round: a process may have forked after our scan; its child
   // gets SIGKILL straight away.
   for (int round = 0; round < 5 && Clock::now() < deadline; ++round) {
-    add_targets(root, targets);
+    add_targets(member, targets);
     if (std::all_of(targets.begin(), targets.end(), [](const Target& t) { return t.gone; })) break;
     signal_all(targets, SIGKILL);
     wait_gone(targets, std::min(deadline, Clock::now() + std::chrono::milliseconds(500)));
   }
   return static_cast<int>(
       std::count_if(targets.begin(), targets.end(), [](const Target& t) { return t.signalled; }));
+}
+
+namespace {
+// What membership compares with, read once per scan from the fds the caller opened.
+ProcessTest session_member(const SessionRoot& s) {
+  auto session_id = identity_of(s.root.get());
+  auto mount_dir_id = identity_of(s.mount_dir.get());
+  if (!session_id || !mount_dir_id) throw SystemError("stat", "session root " + s.name, errno);
+  return [&s, session_id = *session_id, mount_dir_id = *mount_dir_id](pid_t pid) {
+    return in_session(pid, s, session_id, mount_dir_id);
+  };
+}
+}  // namespace
+
+std::vector<pid_t> processes_in_session(const SessionRoot& session) {
+  return processes_where(session_member(session));
+}
+
+int kill_processes_in_session(const std::optional<SessionRoot>& session, std::chrono::milliseconds grace) {
+  if (!session) return 0;  // no session root, nobody in it
+  return kill_processes_where(session_member(*session), grace);
 }
 
 }  // namespace schroot::sys

@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <regex>
 
 #include "test/privileged/harness.h"
@@ -61,22 +60,20 @@ class Access : public ::testing::Test {
     nobody_ = pw->pw_uid;
     nogroup_ = pw->pw_gid;
     tree_ = root_.make_tree("bb");
-    binary_ = root_.root() + "/schroot-setuid";
-    std::ifstream in(SCHROOT_UNDER_TEST, std::ios::binary);
-    std::ofstream(binary_, std::ios::binary) << in.rdbuf();
-    ASSERT_EQ(chmod(binary_.c_str(), 04755), 0);
   }
   void config(const std::string& access_lines) {
     root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\n" + access_lines);
   }
   // Runs the setuid binary as nobody; returns exit status and stderr.
   RunResult as_nobody(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    return schroot::test::run_program(binary_, args, env, "", [this] {
+    return schroot::test::run_program(binary_.path(), args, env, "", [this] {
       if (setgroups(0, nullptr) != 0 || setgid(nogroup_) != 0 || setuid(nobody_) != 0) _exit(99);
     });
   }
   TestRoot root_;
-  std::string tree_, binary_;
+  // Its own copy, reachable by nobody from any checkout (the tree under TEST_ROOT may not be).
+  schroot::test::SetuidCopy binary_;
+  std::string tree_;
   uid_t nobody_ = 0;
   gid_t nogroup_ = 0;
 };

@@ -32,6 +32,30 @@ const char* const kApplets[] = {"sh", "true", "false", "cat", "echo", "ls", "tou
                                 "printf", "sync", "head", "wc", "chmod", "mkfifo"};
 }  // namespace
 
+bool rooted_under(pid_t pid, const sys::DirIdentity& top) {
+  const std::string link = "/proc/" + std::to_string(pid) + "/root";
+  sys::UniqueFd dir(::open(link.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  // Up through ".." to the top of the process's mount namespace (where ".." stays
+  // put); the bound only guards against a tree deeper than any test makes.
+  for (int level = 0; dir && level < 4096; ++level) {
+    auto id = sys::identity_of(dir.get());
+    if (!id) return false;
+    if (id->dev == top.dev && id->ino == top.ino) return true;
+    sys::UniqueFd up(::openat(dir.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    auto up_id = up ? sys::identity_of(up.get()) : std::nullopt;
+    if (!up_id || (up_id->dev == id->dev && up_id->ino == id->ino)) return false;
+    dir = std::move(up);
+  }
+  return false;
+}
+
+void end_processes_rooted_under(const std::string& top) {
+  sys::UniqueFd fd(::open(top.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  auto top_id = fd ? sys::identity_of(fd.get()) : std::nullopt;
+  if (!top_id) return;
+  sys::kill_processes_where([&](pid_t pid) { return rooted_under(pid, *top_id); }, std::chrono::milliseconds(500));
+}
+
 TestRoot::TestRoot() {
   mkdirs(TEST_ROOT);
   // Anything a crashed earlier test left is hidden under the fresh tmpfs, but first
@@ -45,9 +69,31 @@ TestRoot::TestRoot() {
 }
 
 TestRoot::~TestRoot() {
-  // End only processes our sessions started: those rooted in our trees.
-  sys::kill_processes_rooted_at(root(), std::chrono::milliseconds(500));
+  // End only processes our sessions started: those rooted anywhere in our trees.
+  end_processes_rooted_under(root());
   sys::unmount_tree(root(), /*allow_lazy=*/true);
+}
+
+SetuidCopy::SetuidCopy() {
+  char dir[] = "/tmp/schroot-setuid-XXXXXX";
+  must(::mkdtemp(dir) != nullptr, "mkdtemp /tmp/schroot-setuid-XXXXXX");
+  dir_ = dir;
+  must(::mount("schroot-setuid", dir, "tmpfs", MS_NODEV, "mode=0755,size=64m") == 0, "mount tmpfs " + dir_);
+  path_ = dir_ + "/schroot";
+  {
+    std::ifstream in(SCHROOT_UNDER_TEST, std::ios::binary);
+    std::ofstream out(path_, std::ios::binary);
+    out << in.rdbuf();
+    must(in.good() && out.good(), "copy " + std::string(SCHROOT_UNDER_TEST) + " to " + path_);
+  }
+  // chmod after writing: the kernel clears the setuid bit on every write.
+  must(::chmod(path_.c_str(), 04755) == 0, "chmod " + path_);
+}
+
+SetuidCopy::~SetuidCopy() {
+  // Lazily: a test may have left a process running the copy.
+  ::umount2(dir_.c_str(), MNT_DETACH);
+  ::rmdir(dir_.c_str());
 }
 
 std::string TestRoot::root() const { return TEST_ROOT; }

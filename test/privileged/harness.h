@@ -4,10 +4,14 @@
 // var/lib/schroot, run/schroot and busybox chroot trees. Nothing touches the host.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "src/sys/process.h"
 
 namespace schroot::test {
 
@@ -47,6 +51,22 @@ class TestRoot {
   std::vector<std::string> lock_holder_files() const;
 };
 
+// A setuid-root copy of the schroot under test that an unprivileged user can run
+// wherever the checkout is (a 0700 /root/... included; DESIGN §11): on a tmpfs of its
+// own (so suid is honoured whatever /tmp is mounted with) over a fresh directory under
+// /tmp, inside the test binary's private mount namespace. Gone with the object.
+class SetuidCopy {
+ public:
+  SetuidCopy();  // throws std::runtime_error when it cannot be made
+  ~SetuidCopy();
+  SetuidCopy(const SetuidCopy&) = delete;
+  SetuidCopy& operator=(const SetuidCopy&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_, path_;
+};
+
 // Runs binary with args (PATH and env as its whole environment), feeding stdin_text;
 // in_child runs in the child before exec (dropping privileges, say).
 RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
@@ -55,6 +75,13 @@ RunResult run_program(const std::string& binary, const std::vector<std::string>&
 // In a forked child: execs binary with args and a PATH-only environment plus env.
 [[noreturn]] void exec_program(const std::string& binary, const std::vector<std::string>& args,
                                const std::vector<std::string>& env);
+
+// Test-only: is process `pid`'s root the directory `top` or anywhere below it, in any
+// mount namespace (an automatic session's included)? Walks up from its root by "..",
+// comparing device and inode. Sessions themselves match exactly (sys::processes_in_session).
+bool rooted_under(pid_t pid, const sys::DirIdentity& top);
+// Ends (SIGTERM, then SIGKILL) every process rooted under `top`, through pidfds.
+void end_processes_rooted_under(const std::string& top);
 
 std::string read_text(const std::string& path);
 // Without the trailing newlines and spaces of a command's output.

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -680,15 +682,17 @@ TEST_F(Mount, UnmountTreeOfPathWithoutMountsIsDone) {
 // --- processes ----------------------------------------------------------------------
 
 // A child chrooted into `dir` that waits for signals; reaped by the destructor if the
-// test did not.
+// test did not. `before_chroot` runs in the child first (entering another mount
+// namespace, say); false from it makes the child fail.
 class ChrootedChild {
  public:
-  ChrootedChild(const std::string& dir, bool ignore_sigterm) {
+  ChrootedChild(const std::string& dir, bool ignore_sigterm, const std::function<bool()>& before_chroot = {}) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
       if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+      if (before_chroot && !before_chroot()) ::_exit(1);
       if (::chroot(dir.c_str()) != 0 || ::chdir("/") != 0) ::_exit(1);
       (void)!::write(p[1], "r", 1);
       for (;;) ::pause();
@@ -751,47 +755,152 @@ TEST_F(Process, WaitForReportsTheKillingSignal) {
   EXPECT_EQ(s.describe(), "killed by signal 9 (SIGKILL)");
 }
 
-TEST_F(Process, ProcessesRootedAtFindsAChildChrootedAtOrBelowThePath) {
-  mkdir_host(in_root("/sub"));
-  ChrootedChild at(root_, false), below(in_root("/sub"), false);
-  ASSERT_TRUE(at.ready() && below.ready());
-  auto pids = processes_rooted_at(root_ + "/");
-  EXPECT_TRUE(contains(pids, at.pid()));
-  EXPECT_TRUE(contains(pids, below.pid()));
+// --- a session's processes ----------------------------------------------------------
+
+// In a child (before its chroot): a mount namespace of its own, as an automatic
+// session's schroot makes, where mounts do not reach the test's namespace.
+bool own_mount_namespace() {
+  return ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
+
+class SessionProcesses : public SysTest {
+ protected:
+  void SetUp() override {
+    SysTest::SetUp();
+    mount_dir_ = dir_ + "/mount";
+    location_ = mount_dir_ + "/s1";
+    mkdir_host(mount_dir_);
+    mkdir_host(location_);
+  }
+  // A tmpfs at the session's mount location: the session root.
+  void mount_session_root() { mount_tmpfs(location_); }
+  std::vector<pid_t> in_session(const std::string& location) {
+    auto root = open_session_root(location);
+    return root ? processes_in_session(*root) : std::vector<pid_t>{};
+  }
+  std::string mount_dir_, location_;
+};
+
+TEST_F(SessionProcesses, FindsAChildChrootedIntoTheSessionRoot) {
+  mount_session_root();
+  ChrootedChild child(location_, false);
+  ASSERT_TRUE(child.ready());
+  auto pids = in_session(location_);
+  EXPECT_TRUE(contains(pids, child.pid()));
   EXPECT_FALSE(contains(pids, ::getpid()));
 }
 
-TEST_F(Process, ProcessesRootedAtIgnoresSiblingWithCommonPrefix) {
-  mkdir_host(root_ + "2");
-  ChrootedChild other(root_ + "2", false);
-  ASSERT_TRUE(other.ready());
-  EXPECT_FALSE(contains(processes_rooted_at(root_), other.pid()));
-}
-
-TEST_F(Process, ProcessesRootedAtRefusesTheHostsRoot) {
-  EXPECT_EQ(error_of([] { processes_rooted_at("/"); }), EINVAL);
-}
-
-TEST_F(Process, KillProcessesRootedAtEndsThemWithSigterm) {
-  ChrootedChild child(root_, false);
+// An automatic session: its root is mounted only in its own mount namespace, and the
+// finder runs inside a chroot (the tests in a CI chroot). Path text fails both ways:
+// /proc/PID/root reads as the host's path, which the chrooted finder does not use.
+TEST_F(SessionProcesses, FindsAProcessOfAnotherMountNamespaceFromInsideAChroot) {
+  const std::string location = location_;
+  ChrootedChild child(location_, false, [&] {
+    return own_mount_namespace() && ::mount("session", location.c_str(), "tmpfs", 0, "mode=0755") == 0;
+  });
   ASSERT_TRUE(child.ready());
-  EXPECT_EQ(kill_processes_rooted_at(root_, milliseconds(500)), 1);
+  mkdir_host(dir_ + "/proc");
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  const pid_t finder = ::fork();
+  if (finder == 0) {
+    if (!own_mount_namespace() || ::mount("proc", (dir_ + "/proc").c_str(), "proc", 0, nullptr) != 0 ||
+        ::chroot(dir_.c_str()) != 0 || ::chdir("/") != 0)
+      ::_exit(1);
+    try {
+      auto root = open_session_root("/mount/s1");
+      std::vector<pid_t> pids = root ? processes_in_session(*root) : std::vector<pid_t>{};
+      (void)!::write(p[1], pids.data(), pids.size() * sizeof(pid_t));
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  std::vector<pid_t> found;
+  pid_t pid;
+  while (::read(p[0], &pid, sizeof pid) == static_cast<ssize_t>(sizeof pid)) found.push_back(pid);
+  ::close(p[0]);
+  EXPECT_TRUE(wait_for(finder).success());
+  EXPECT_TRUE(contains(found, child.pid())) << "the chrooted finder missed the session's process";
+}
+
+// Same path text, another directory: a namespace that hides the mount directory
+// under a tmpfs of its own with a directory of the session's name in it.
+TEST_F(SessionProcesses, IgnoresADifferentRootWithTheSamePathText) {
+  mount_session_root();
+  const std::string mount_dir = mount_dir_, location = location_;
+  ChrootedChild other(location_, false, [&] {
+    return own_mount_namespace() && ::mount("other", mount_dir.c_str(), "tmpfs", 0, "mode=0755") == 0 &&
+           ::mkdir(location.c_str(), 0755) == 0;
+  });
+  ASSERT_TRUE(other.ready());
+  EXPECT_FALSE(contains(in_session(location_), other.pid()));
+}
+
+TEST_F(SessionProcesses, IgnoresADifferentDirectoryOfTheSameFilesystem) {
+  mount_session_root();
+  mkdir_host(location_ + "/sub");
+  ChrootedChild below(location_ + "/sub", false), sibling(mount_dir_, false);
+  ASSERT_TRUE(below.ready() && sibling.ready());
+  auto pids = in_session(location_);
+  EXPECT_FALSE(contains(pids, below.pid()));
+  EXPECT_FALSE(contains(pids, sibling.pid()));
+}
+
+// Two directory sessions of one chroot are bind mounts of one tree: the same device
+// and inode; the mount tells them apart (and from the tree itself).
+TEST_F(SessionProcesses, TellsApartBindMountsOfOneDirectory) {
+  const std::string tree = dir_ + "/tree", location2 = mount_dir_ + "/s2";
+  mkdir_host(tree);
+  mkdir_host(location2);
+  ASSERT_EQ(::mount(tree.c_str(), location_.c_str(), nullptr, MS_BIND, nullptr), 0);
+  ASSERT_EQ(::mount(tree.c_str(), location2.c_str(), nullptr, MS_BIND, nullptr), 0);
+  ChrootedChild in_s2(location2, false), in_tree(tree, false);
+  ASSERT_TRUE(in_s2.ready() && in_tree.ready());
+  auto s1 = in_session(location_), s2 = in_session(location2);
+  EXPECT_FALSE(contains(s1, in_s2.pid()));
+  EXPECT_FALSE(contains(s1, in_tree.pid()));
+  EXPECT_TRUE(contains(s2, in_s2.pid()));
+  EXPECT_FALSE(contains(s2, in_tree.pid()));
+}
+
+TEST_F(SessionProcesses, OpenSessionRootRefusesOurOwnRoot) {
+  EXPECT_EQ(error_of([] { open_session_root("/"); }), EINVAL);
+  // A mount location that is our root under another name.
+  ASSERT_EQ(::mount("/", location_.c_str(), nullptr, MS_BIND, nullptr), 0);
+  EXPECT_EQ(error_of([&] { open_session_root(location_); }), EINVAL);
+}
+
+TEST_F(SessionProcesses, OpenSessionRootOfAMissingPlaceIsNobody) {
+  EXPECT_FALSE(open_session_root(mount_dir_ + "/gone").has_value());
+  EXPECT_FALSE(open_session_root(dir_ + "/no-dir/s1").has_value());
+  EXPECT_EQ(kill_processes_in_session(open_session_root(mount_dir_ + "/gone"), milliseconds(100)), 0);
+}
+
+TEST_F(SessionProcesses, KillEndsItsProcessesWithSigterm) {
+  mount_session_root();
+  ChrootedChild child(location_, false);
+  ASSERT_TRUE(child.ready());
+  EXPECT_EQ(kill_processes_in_session(open_session_root(location_), milliseconds(500)), 1);
   ExitStatus s = child.reap();
   EXPECT_EQ(s.signal, SIGTERM);
-  EXPECT_TRUE(processes_rooted_at(root_).empty());
+  EXPECT_TRUE(in_session(location_).empty());
 }
 
-TEST_F(Process, KillProcessesRootedAtEscalatesToSigkillAfterGrace) {
-  ChrootedChild child(root_, /*ignore_sigterm=*/true);
+TEST_F(SessionProcesses, KillEscalatesToSigkillAfterGrace) {
+  mount_session_root();
+  ChrootedChild child(location_, /*ignore_sigterm=*/true);
   ASSERT_TRUE(child.ready());
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(kill_processes_rooted_at(root_, milliseconds(100)), 1);
+  EXPECT_EQ(kill_processes_in_session(open_session_root(location_), milliseconds(100)), 1);
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(900));
   EXPECT_EQ(child.reap().signal, SIGKILL);
 }
 
-TEST_F(Process, KillProcessesRootedAtWithNobodyThereReturnsZero) {
-  EXPECT_EQ(kill_processes_rooted_at(root_, milliseconds(100)), 0);
+TEST_F(SessionProcesses, KillWithNobodyThereReturnsZero) {
+  mount_session_root();
+  EXPECT_EQ(kill_processes_in_session(open_session_root(location_), milliseconds(100)), 0);
 }
 
 }  // namespace
