@@ -389,7 +389,9 @@ class TreeRemover {
   const RemoveProgress& progress_;
   const std::uint64_t every_;
   std::uint64_t removed_ = 0;
-  alignas(struct dirent64) char buf_[8192];
+  // Small: after each subdirectory the parent is read again from its start, and what
+  // one read returns beyond the first subdirectory is read for nothing.
+  alignas(struct dirent64) char buf_[1024];
 };
 
 }  // namespace
