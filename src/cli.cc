@@ -75,6 +75,62 @@ void set_action(Request& r, Action a, bool& seen) {
   r.action = a;
 }
 
+// Boost.ProgramOptions formats an error by replacing %placeholder% with the option's
+// name, token or value until none is left, so a token that itself holds a placeholder
+// ("-b%original_token%", "--debug=%value%"...) makes what() loop forever while the
+// message grows: a setuid process eating memory. The message is therefore taken from a
+// second parse of the arguments with every '%' escaped, and unescaped afterwards.
+constexpr char kEscape = '\x1b';
+
+std::string escape_percent(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '%' || c == kEscape) {
+      out += kEscape;
+      out += c == '%' ? 'p' : 'e';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string unescape_percent(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == kEscape && i + 1 < s.size() && (s[i + 1] == 'p' || s[i + 1] == 'e')) {
+      out += s[i + 1] == 'p' ? '%' : kEscape;
+      ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+void parse_into(po::variables_map& vm, const OptionGroups& g, int argc, const char* const* argv) {
+  po::positional_options_description positional;
+  positional.add("command", -1);
+  po::store(po::command_line_parser(argc, argv).options(g.all).positional(positional).run(), vm);
+  po::notify(vm);
+}
+
+// The error the arguments give, told without Boost's placeholder loop (see above).
+std::string error_message(const OptionGroups& g, int argc, const char* const* argv) {
+  std::vector<std::string> escaped;
+  for (int i = 0; i < argc; ++i) escaped.push_back(escape_percent(argv[i]));
+  std::vector<const char*> args;
+  for (const auto& a : escaped) args.push_back(a.c_str());
+  args.push_back(nullptr);
+  try {
+    po::variables_map vm;
+    parse_into(vm, g, argc, args.data());
+  } catch (const po::error& e) {
+    return unescape_percent(e.what());
+  }
+  return "invalid command line";
+}
+
 }  // namespace
 
 std::string help_text() {
@@ -86,14 +142,12 @@ std::string help_text() {
 
 Request parse_command_line(int argc, const char* const* argv) {
   OptionGroups g;
-  po::positional_options_description positional;
-  positional.add("command", -1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(g.all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UserError(std::string(e.what()) + "\nI: Run “schroot --help” to list usage example and all available options");
+    parse_into(vm, g, argc, argv);
+  } catch (const po::error&) {
+    throw UserError(error_message(g, argc, argv) +
+                    "\nI: Run “schroot --help” to list usage example and all available options");
   }
 
   Request r;

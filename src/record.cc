@@ -2,7 +2,9 @@
 
 // g++ 12 flags Boost 1.74's ptree iterators as dangling pointers (a known false
 // positive of -Wdangling-pointer in ptree_implementation.hpp); nothing here dangles.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -146,9 +148,12 @@ SessionRecord SessionRecord::from_json(const std::string& text, const std::strin
     r.mount_location = t.get<std::string>("mount-location");
     r.path = t.get<std::string>("path", r.mount_location);
     r.lazy_unmount_used = t.get<bool>("lazy-unmount-used", false);
-    for (const auto& [key, value] : t.get_child("keys", pt::ptree()))
+    // get_child returns its default by reference: it must outlive the loop (a
+    // temporary would be destroyed before the first iteration).
+    const pt::ptree none;
+    for (const auto& [key, value] : t.get_child("keys", none))
       r.keys[key] = value.get_value<std::string>();
-    for (const auto& [unused, e] : t.get_child("undo", pt::ptree())) {
+    for (const auto& [unused, e] : t.get_child("undo", none)) {
       (void)unused;
       UndoStep u;
       u.op = op_from_string(e.get<std::string>("op"), file);

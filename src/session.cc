@@ -39,7 +39,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr int kDefaultLockSeconds = 30;
 // manage.lock is only ever held for milliseconds; waiting longer means trouble.
 constexpr milliseconds kManageLockTimeout{10000};
 // How long processes left in a session get between SIGTERM and SIGKILL.

@@ -55,17 +55,12 @@ std::string without_bind_options(const std::string& options) {
   return out;
 }
 
-std::vector<std::string> read_lines(const std::string& file, const char* what) {
-  std::string text;
+std::string read_text(const std::string& file, const char* what) {
   try {
-    text = sys::read_file(file);
+    return sys::read_file(file);
   } catch (const SystemError& e) {
     throw UserError(std::string(what) + " file ‘" + file + "’: " + e.code().message());
   }
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
-  return lines;
 }
 
 void mount_entry(int root_fd, const std::string& root, const FstabEntry& e, const std::string& file) {
@@ -115,46 +110,69 @@ std::vector<FstabEntry> parse_fstab(const std::string& text, const std::string& 
 }
 
 void stage_fstab(const std::string& root, const std::string& fstab_file) {
-  auto lines = read_lines(fstab_file, "fstab");
-  std::string text;
-  for (const auto& l : lines) text += l + "\n";
+  const auto entries = parse_fstab(read_text(fstab_file, "fstab"), fstab_file);
   sys::UniqueFd root_fd = sys::open_path(root);
-  for (const auto& e : parse_fstab(text, fstab_file)) {
+  for (const auto& e : entries) {
     log_debug("20fstab: " + e.spec + " on " + e.dir + " (" + e.type + ", " + e.options + ")");
     mount_entry(root_fd.get(), root, e, fstab_file);
   }
 }
 
-void stage_copyfiles(const std::string& root, const std::string& copyfiles_file) {
-  sys::UniqueFd root_fd = sys::open_path(root);
+std::vector<CopyFileEntry> parse_copyfiles(const std::string& text, const std::string& file,
+                                           std::vector<std::string>& warnings) {
+  std::vector<CopyFileEntry> entries;
+  std::istringstream in(text);
   int n = 0;
-  for (const auto& line : read_lines(copyfiles_file, "copyfiles")) {
+  for (std::string line; std::getline(in, line);) {
     ++n;
     std::istringstream words(line);
-    std::string src, dst;
-    if (!(words >> src) || src[0] == '#') continue;
-    if (!(words >> dst)) dst = src;
-    const std::string where = copyfiles_file + ":" + std::to_string(n);
-    if (src[0] != '/' || dst[0] != '/') {
-      log_warning(where + ": paths must be absolute; ignoring ‘" + line + "’");
+    CopyFileEntry e;
+    e.line = n;
+    if (!(words >> e.src) || e.src[0] == '#') continue;
+    if (!(words >> e.dst)) e.dst = e.src;
+    if (e.src[0] != '/' || e.dst[0] != '/') {
+      warnings.push_back(file + ":" + std::to_string(n) + ": paths must be absolute; ignoring ‘" + line + "’");
       continue;
     }
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+std::vector<NssDatabaseEntry> parse_nssdatabases(const std::string& text) {
+  std::vector<NssDatabaseEntry> entries;
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    std::istringstream words(line);
+    NssDatabaseEntry e;
+    e.line = n;
+    if (!(words >> e.db) || e.db[0] == '#') continue;
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+void stage_copyfiles(const std::string& root, const std::string& copyfiles_file) {
+  std::vector<std::string> warnings;
+  const auto entries = parse_copyfiles(read_text(copyfiles_file, "copyfiles"), copyfiles_file, warnings);
+  for (const auto& w : warnings) log_warning(w);
+  sys::UniqueFd root_fd = sys::open_path(root);
+  for (const auto& e : entries) {
     try {
-      sys::copy_file_into_root(root_fd.get(), dst, src);
-    } catch (const SystemError& e) {
-      throw UserError("copyfiles " + where + ": " + src + " → " + dst + " (in " + root + "): " + e.what());
+      sys::copy_file_into_root(root_fd.get(), e.dst, e.src);
+    } catch (const SystemError& err) {
+      throw UserError("copyfiles " + copyfiles_file + ":" + std::to_string(e.line) + ": " + e.src + " → " + e.dst +
+                      " (in " + root + "): " + err.what());
     }
   }
 }
 
 void stage_nssdatabases(const std::string& root, const std::string& nssdatabases_file) {
+  const auto entries = parse_nssdatabases(read_text(nssdatabases_file, "nssdatabases"));
   sys::UniqueFd root_fd = sys::open_path(root);
-  int n = 0;
-  for (const auto& line : read_lines(nssdatabases_file, "nssdatabases")) {
-    ++n;
-    std::istringstream words(line);
-    std::string db;
-    if (!(words >> db) || db[0] == '#') continue;
+  for (const auto& [db, n] : entries) {
     const std::string target = "/etc/" + db;
     // Same file (the chroot's /etc bind-mounted from the host): nothing to do.
     struct stat host_st, chroot_st;

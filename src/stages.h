@@ -17,6 +17,22 @@ struct FstabEntry {
 // Parses a profile fstab (fstab(5): whitespace-separated, '#' comments, \040 escapes).
 std::vector<FstabEntry> parse_fstab(const std::string& text, const std::string& file);
 
+struct CopyFileEntry {
+  std::string src, dst;  // absolute; dst = src when the line names one path
+  int line = 0;
+};
+// Parses a profile copyfiles file: "SRC [DST]" per line, '#' comments. A line with a
+// relative path is left out with a warning ("file:line: ...") appended to warnings.
+std::vector<CopyFileEntry> parse_copyfiles(const std::string& text, const std::string& file,
+                                           std::vector<std::string>& warnings);
+
+struct NssDatabaseEntry {
+  std::string db;  // as written; nss_database_text() refuses unknown names
+  int line = 0;
+};
+// Parses a profile nssdatabases file: one database name per line, '#' comments.
+std::vector<NssDatabaseEntry> parse_nssdatabases(const std::string& text);
+
 // 20fstab: mounts each entry inside root (a host directory: the chroot's root).
 void stage_fstab(const std::string& root, const std::string& fstab_file);
 // 21copyfiles: "SRC [DST]" per line; copies host files into the chroot.

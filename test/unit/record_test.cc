@@ -118,4 +118,15 @@ TEST_F(Stores, ReleasingTheLastClaimRemovesTheFile) {
   EXPECT_TRUE(claims.read("sid").empty());
 }
 
+// Found by the session_record fuzzer under ASan: without "keys" or "undo" the loops
+// walked a default ptree destroyed before the first iteration (stack-use-after-scope).
+TEST(SessionRecord, RecordWithoutKeysOrUndoStepsReadsAsEmpty) {
+  SessionRecord r = SessionRecord::from_json(
+      R"({"id":"x","chroot":"c","state":"ending","mount-location":"/m"})", "x");
+
+  EXPECT_EQ(r.id, "x");
+  EXPECT_TRUE(r.keys.empty());
+  EXPECT_TRUE(r.undo.empty());
+}
+
 }  // namespace

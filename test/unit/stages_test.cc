@@ -55,6 +55,37 @@ TEST(Fstab, RelativeMountPointIsRefused) {
   }
 }
 
+TEST(Copyfiles, OnePathCopiesToTheSamePathAndCommentsAreSkipped) {
+  std::vector<std::string> warnings;
+  auto e = schroot::parse_copyfiles("# c\n\n/etc/resolv.conf\n/srv/hosts  /etc/hosts extra\n", "cf", warnings);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].src, "/etc/resolv.conf");
+  EXPECT_EQ(e[0].dst, "/etc/resolv.conf");
+  EXPECT_EQ(e[0].line, 3);
+  EXPECT_EQ(e[1].src, "/srv/hosts");
+  EXPECT_EQ(e[1].dst, "/etc/hosts");
+  EXPECT_TRUE(warnings.empty());
+}
+
+TEST(Copyfiles, RelativePathIsLeftOutWithAWarningNamingTheLine) {
+  std::vector<std::string> warnings;
+  auto e = schroot::parse_copyfiles("etc/passwd\n/etc/group etc/group\n/etc/hosts\n", "cf", warnings);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].src, "/etc/hosts");
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find("cf:1:"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("cf:2:"), std::string::npos) << warnings[1];
+}
+
+TEST(NssDatabases, OneNamePerLineWithLineNumbers) {
+  auto e = schroot::parse_nssdatabases("# databases\npasswd\n\n  group  \n#shadow\n");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].db, "passwd");
+  EXPECT_EQ(e[0].line, 2);
+  EXPECT_EQ(e[1].db, "group");
+  EXPECT_EQ(e[1].line, 4);
+}
+
 TEST(NssDatabases, PasswdHasRootAndUnknownDatabaseIsRefused) {
   EXPECT_NE(schroot::nss_database_text("passwd").find("root:"), std::string::npos);
   EXPECT_NE(schroot::nss_database_text("group").find("root:"), std::string::npos);
