@@ -520,7 +520,9 @@ void remove_tree(const std::string& path, const RemoveProgress& progress, std::u
   TreeRemover remover(path, progress, progress_every);
   auto [parent, name] = split_host(path);
   if (name.empty() || name == "." || name == "..") throw SystemError("remove", path, EINVAL);
-  UniqueFd parent_fd = open_path(parent, O_PATH | O_DIRECTORY);
+  UniqueFd parent_fd(::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd && errno == ENOENT) return;  // a missing path, whichever part is missing
+  if (!parent_fd) throw SystemError("open", parent, errno);
   struct stat st;
   if (::fstatat(parent_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return;

@@ -273,6 +273,11 @@ TEST_F(RemoveTree, StopsAtABindMountOfTheSameFilesystemDeepInTheTreeAndNamesIt) 
   ASSERT_EQ(::umount2(mnt.c_str(), 0), 0) << std::strerror(errno);
 }
 
+// Undo removes a union dir whose parent a failed begin never made.
+TEST_F(RemoveTree, OfAPathWhoseParentIsMissingIsDone) {
+  EXPECT_NO_THROW(remove_tree(dir_ + "/never-was/tree"));
+}
+
 TEST_F(RemoveTree, ReportsProgressEveryNEntriesAndTheTotalAtTheEnd) {
   use_tmpfs(3000);
   ASSERT_EQ(::mkdir(top_.c_str(), 0755), 0);
