@@ -108,8 +108,10 @@ int session_action(const Request& req, const ChrootSet& chroots, SessionManager&
         std::cout << found->def->name << std::endl;
         return 0;
       }
-      std::string id = sessions.begin(*found, sreq);
-      std::cout << id << std::endl;
+      sessions.begin(*found, sreq, [](const std::string& id) {
+        std::cout << id << std::endl;
+        return static_cast<bool>(std::cout);
+      });
       return 0;
     }
     case Action::kAutomatic: {
@@ -165,15 +167,18 @@ int session_action(const Request& req, const ChrootSet& chroots, SessionManager&
     case Action::kEnd:
     case Action::kRecover: {
       int status = 0;
-      if (req.action == Action::kRecover && req.all_sessions) sessions.remove_abandoned_temporaries();
+      if (req.action == Action::kRecover && req.all_sessions) {
+        sessions.remove_abandoned_temporaries();
+        sreq.skip_sessions_in_use = true;
+      }
       for (const auto& id : selected_sessions(req, sessions)) {
         try {
           if (req.action == Action::kEnd)
             sessions.end(id, sreq);
           else
             sessions.recover(id, sreq);
-        } catch (const UserError& e) {
-          // With --all-sessions every session gets its turn; report and go on.
+        } catch (const std::exception& e) {
+          // With --all-sessions every session gets its turn, whatever stopped one.
           if (!req.all_sessions) throw;
           log_error(e.what());
           status = 1;
@@ -248,6 +253,15 @@ int read_only_action(const Request& req, const ChrootSet& chroots, SessionManage
   return 0;
 }
 
+// Does a read-only request name chroots (not only sessions)? With a broken
+// chroot.conf their part of the answer is missing, which the exit status says.
+bool asks_about_chroots(const Request& req) {
+  if (req.chroots.empty()) return req.all_chroots || req.all_source_chroots || !req.all_sessions;
+  for (const auto& name : req.chroots)
+    if (name.rfind("session:", 0) != 0) return true;
+  return false;
+}
+
 // The caller's environment, kept for the command (-p, TERM). Run setuid, the
 // process itself then drops its environment: nothing the caller sets (locale,
 // NSS or library variables, paths) may steer a root process.
@@ -287,25 +301,29 @@ int run_app(int argc, char** argv) {
     }
     caller_environment();  // saved, and dropped when setuid, before anything reads it
     const Paths paths = Paths::installed();
+    SessionManager sessions(paths, caller_environment());
+    // Running in, ending and recovering a session need only its record: chroot.conf,
+    // which may have changed or broken since, is never read for them.
+    if (req.action == Action::kRun || req.action == Action::kEnd || req.action == Action::kRecover)
+      return session_action(req, ChrootSet{}, sessions);
+    const bool read_only = req.action == Action::kList || req.action == Action::kInfo ||
+                           req.action == Action::kConfig || req.action == Action::kLocation;
     ChrootSet chroots;
+    bool config_broken = false;
     try {
       chroots = Config::load(paths);
     } catch (const ConfigError& e) {
       print_config_error(e);
-      return 1;
+      // A listing still shows the sessions (they live on their records); anything
+      // that needs a chroot's definition stops here.
+      if (!read_only) return 1;
+      config_broken = true;
     }
     for (const auto& w : chroots.warnings) log_warning(w.to_string());
     for (const auto& n : chroots.notes) log_info(n);
-    SessionManager sessions(paths, caller_environment());
-    switch (req.action) {
-      case Action::kList:
-      case Action::kInfo:
-      case Action::kConfig:
-      case Action::kLocation:
-        return read_only_action(req, chroots, sessions);
-      default:
-        return session_action(req, chroots, sessions);
-    }
+    if (!read_only) return session_action(req, chroots, sessions);
+    const int status = read_only_action(req, chroots, sessions);
+    return config_broken && asks_about_chroots(req) ? 1 : status;
   } catch (const std::exception& e) {
     log_error(e.what());
     return 1;

@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <regex>
 #include <set>
 
+#include "src/environment.h"
 #include "src/ini_file.h"
 #include "src/text.h"
 
@@ -349,15 +349,13 @@ void parse_profile(GroupReader& r, ChrootDef& def, KeyOrigin origin) {
 void parse_environment(GroupReader& r, ChrootDef& def) {
   def.environment_filter = kDefaultEnvironmentFilter;
   if (auto v = r.str("environment-filter")) {
-    // Only a filter given in the file is compiled here: the default is known to be valid,
-    // and std::regex compilation is not free.
-    try {
-      std::regex re(*v, std::regex::extended);
+    // Checked with the same regcomp that applies it (one dialect); only a filter
+    // given in the file is compiled here: the default is known to be valid.
+    const std::string problem = Environment::regex_error(*v);
+    if (problem.empty())
       def.environment_filter = *v;
-    } catch (const std::regex_error& e) {
-      r.error("environment-filter",
-              std::string("invalid POSIX extended regular expression: ") + e.what(), *v);
-    }
+    else
+      r.error("environment-filter", "invalid POSIX extended regular expression: " + problem, *v);
   }
   if (auto v = r.boolean("preserve-environment", false)) def.preserve_environment = *v;
   if (auto v = r.list("command-prefix")) def.command_prefix = *v;

@@ -58,6 +58,18 @@ void Environment::add(const std::vector<std::string>& name_eq_value) {
   }
 }
 
+std::string Environment::regex_error(const std::string& posix_extended_regex) {
+  regex_t re;
+  int rc = regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB);
+  if (rc == 0) {
+    regfree(&re);
+    return "";
+  }
+  char buf[256];
+  regerror(rc, &re, buf, sizeof buf);
+  return buf;
+}
+
 void Environment::remove_matching(const std::string& posix_extended_regex) {
   if (posix_extended_regex.empty()) return;
   regex_t re;

@@ -40,6 +40,9 @@ class Environment {
   // (search, not full match, as schroot 1.6). An empty regex filters nothing.
   // Throws UserError for an invalid regex.
   void remove_matching(const std::string& posix_extended_regex);
+  // The one check of an environment-filter (config and remove_matching use the same
+  // regcomp dialect): empty when valid, else regerror's reason.
+  static std::string regex_error(const std::string& posix_extended_regex);
   std::vector<std::string> to_strings() const;  // sorted "NAME=VALUE"
   Envp to_envp() const;
 

@@ -56,14 +56,6 @@ UndoStep::Op op_from_string(const std::string& s, const std::string& file) {
 }
 }  // namespace
 
-// A temporary file of an atomic write older than a minute belongs to a dead writer
-// (a write takes milliseconds).
-static void remove_if_abandoned(const std::string& path) {
-  struct stat st;
-  if (path.find("/.schroot-tmp-") == std::string::npos || ::lstat(path.c_str(), &st) != 0) return;
-  if (::time(nullptr) - st.st_mtime > 60) ::unlink(path.c_str());
-}
-
 const char* to_string(SessionState s) {
   for (const auto& e : kStates)
     if (e.state == s) return e.name;
@@ -94,6 +86,12 @@ std::string SessionRecord::to_json() const {
   if (!broken_reason.empty()) t.put("broken-reason", broken_reason);
   t.put("boot-id", boot_id);
   t.put("pid", pid);
+  t.put("pid-start-time", pid_start_time);
+  if (mnt_ns_ino) {
+    t.put("mount-ns.dev", mnt_ns_dev);
+    t.put("mount-ns.ino", mnt_ns_ino);
+    t.put("mount-ns.id", mnt_ns_id);
+  }
   t.put("ruid", ruid);
   t.put("ruser", ruser);
   t.put("created", created);
@@ -142,6 +140,10 @@ SessionRecord SessionRecord::from_json(const std::string& text, const std::strin
     r.broken_reason = t.get<std::string>("broken-reason", "");
     r.boot_id = t.get<std::string>("boot-id", "");
     r.pid = t.get<pid_t>("pid", 0);
+    r.pid_start_time = t.get<uint64_t>("pid-start-time", 0);
+    r.mnt_ns_dev = t.get<uint64_t>("mount-ns.dev", 0);
+    r.mnt_ns_ino = t.get<uint64_t>("mount-ns.ino", 0);
+    r.mnt_ns_id = t.get<uint64_t>("mount-ns.id", 0);
     r.ruid = t.get<uid_t>("ruid", 0);
     r.ruser = t.get<std::string>("ruser", "");
     r.created = t.get<int64_t>("created", 0);
@@ -214,15 +216,17 @@ void RecordStore::remove_temporaries(const std::string& dir) {
 std::vector<std::string> RecordStore::list() const {
   std::vector<std::string> ids;
   DIR* d = ::opendir(dir_.c_str());
-  if (!d) return ids;
+  if (!d) {
+    // No directory yet: no sessions. Anything else (EACCES, EIO) must not read as
+    // "no sessions", or --all-sessions would silently act on nothing.
+    if (errno == ENOENT) return ids;
+    throw SystemError("open session directory", dir_, errno);
+  }
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    // Temporary files of atomic writes start with '.'; one left by a writer killed
-    // before its rename is removed once it is clearly abandoned.
-    if (n.empty() || n[0] == '.') {
-      remove_if_abandoned(dir_ + "/" + n);
-      continue;
-    }
+    // Temporary files of atomic writes start with '.'. Listing is read-only: they are
+    // removed under manage.lock by --recover-session --all-sessions, never here.
+    if (n.empty() || n[0] == '.') continue;
     ids.push_back(n);
   }
   ::closedir(d);

@@ -51,6 +51,10 @@ struct SessionRecord {
   std::string broken_reason;
   std::string boot_id;        // /proc/sys/kernel/random/boot_id at begin
   pid_t pid = 0;              // the process that began the session
+  // With the pid, what identifies that process and (automatic sessions) its mount
+  // namespace: a pid alone may name another process by now (sys/identity.h).
+  uint64_t pid_start_time = 0;
+  uint64_t mnt_ns_dev = 0, mnt_ns_ino = 0, mnt_ns_id = 0;
   uid_t ruid = 0;             // the user who began it
   std::string ruser;
   int64_t created = 0;        // seconds since the epoch

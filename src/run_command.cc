@@ -93,7 +93,20 @@ void change_directory(const RunSpec& s, const Environment& env, bool login_shell
   child_fail("Failed to change to any directory");
 }
 
-[[noreturn]] void exec_child(const RunSpec& s, char** caller_env) {
+// The target user's groups, resolved on the host before the child enters anything a
+// user can influence: after a setns or chroot, an NSS lookup (initgroups) would read
+// that tree's /etc/group and dlopen its NSS modules as root.
+std::vector<gid_t> host_groups(const UserInfo& target) {
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  while (::getgrouplist(target.name.c_str(), target.gid, groups.data(), &n) < 0) groups.resize(static_cast<size_t>(n));
+  groups.resize(static_cast<size_t>(n));
+  return groups;
+}
+
+// Child side, in this order: join the namespace, apply the identity resolved on the
+// host (no NSS, no file read by path while root), personality, chroot, drop root.
+[[noreturn]] void exec_child(const RunSpec& s, const std::vector<gid_t>& groups, char** caller_env) {
   CommandEnvInput in;
   in.target = s.target;
   in.caller = s.caller;
@@ -107,9 +120,9 @@ void change_directory(const RunSpec& s, const Environment& env, bool login_shell
 
   if (s.mount_ns_fd >= 0 && ::setns(s.mount_ns_fd, CLONE_NEWNS) != 0)
     child_fail(std::string("Failed to join the session's mount namespace: ") + std::strerror(errno));
-  if (::setgid(s.target.gid) != 0) child_fail(std::string("Failed to set group ID: ") + std::strerror(errno));
-  if (::initgroups(s.target.name.c_str(), s.target.gid) != 0)
+  if (::setgroups(groups.size(), groups.data()) != 0)
     child_fail(std::string("Failed to set supplementary groups: ") + std::strerror(errno));
+  if (::setgid(s.target.gid) != 0) child_fail(std::string("Failed to set group ID: ") + std::strerror(errno));
   long pers = personality_value(s.personality);
   if (pers >= 0 && ::personality(static_cast<unsigned long>(pers)) == -1)
     child_fail("Failed to set personality ‘" + s.personality + "’: " + std::strerror(errno));
@@ -196,9 +209,10 @@ int run_in_chroot(const RunSpec& spec, char** caller_env) {
   struct sigaction fwd {}, ign {}, old_term {}, old_hup {}, old_int {};
   fwd.sa_handler = forward_signal;
   ign.sa_handler = SIG_IGN;
+  const std::vector<gid_t> groups = host_groups(spec.target);
   pid_t pid = ::fork();
   if (pid < 0) throw SystemError("fork", "", errno);
-  if (pid == 0) exec_child(spec, caller_env);
+  if (pid == 0) exec_child(spec, groups, caller_env);
   g_child = pid;
   // SIGINT reaches the child from the terminal; SIGTERM/SIGHUP are forwarded.
   ::sigaction(SIGINT, &ign, &old_int);

@@ -1,5 +1,6 @@
 // Running the user's command (or login shell) inside a chroot, as schroot 1.6's
-// session::run_child does: environment → setgid/initgroups → personality → chroot →
+// session::run_child does: groups resolved on the host → setns → setgroups/setgid →
+// personality → chroot →
 // setuid → directory (with schroot's fallbacks) → exec. Returns the exit status
 // schroot gives: the command's own, or 1 when it was killed by a signal or could
 // not be executed (with the reason on stderr).

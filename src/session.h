@@ -6,6 +6,7 @@
 // the session lock exclusive for begin/end/recover (shared while -r runs).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -27,6 +28,7 @@ struct SessionRequest {
   std::vector<std::pair<std::string, std::string>> options;  // -o
   std::string session_name;                                  // -n
   bool force = false;
+  bool skip_sessions_in_use = false;  // --recover-session --all-sessions: try each lock once
   int session_lock_timeout = -1;  // seconds; -1 = chroot.conf's (default 30)
   int source_lock_timeout = -1;
 };
@@ -35,8 +37,11 @@ class SessionManager {
  public:
   SessionManager(const Paths& paths, char** caller_env);
 
-  // -b: prints nothing; returns the session id.
-  std::string begin(const ChrootSet::Found& chroot, const SessionRequest& req);
+  // -b: `announce` tells the caller the new session's id (prints it) while
+  // termination signals are still held; when it fails (false) or a signal came, the
+  // session is rolled back and UserError thrown. Returns the id.
+  std::string begin(const ChrootSet::Found& chroot, const SessionRequest& req,
+                    const std::function<bool(const std::string&)>& announce);
   // -r: the command's exit status.
   int run(const std::string& id, const SessionRequest& req);
   // -e
@@ -62,6 +67,9 @@ class SessionManager {
   bool is_live(const SessionRecord& r) const;
 
  private:
+  // Ends the processes running in a session (those whose root is its root).
+  void end_session_processes(const SessionRecord& r) const;
+
   friend class SessionTransaction;
   Paths paths_;
   char** caller_env_;

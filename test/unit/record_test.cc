@@ -18,6 +18,10 @@ SessionRecord sample() {
   r.state = SessionState::kActive;
   r.boot_id = "b";
   r.pid = 42;
+  r.pid_start_time = 123456;
+  r.mnt_ns_dev = 4;
+  r.mnt_ns_ino = 4026532999;
+  r.mnt_ns_id = 77;
   r.mount_location = "/run/schroot/mount/sid-1";
   r.path = r.mount_location;
   r.keys = {{"type", "directory"}, {"directory", "/srv/sid"}};
@@ -37,6 +41,10 @@ TEST(SessionRecord, JsonRoundTripKeepsEveryField) {
   EXPECT_TRUE(back.automatic);
   EXPECT_EQ(back.state, SessionState::kActive);
   EXPECT_EQ(back.pid, 42);
+  EXPECT_EQ(back.pid_start_time, 123456u);
+  EXPECT_EQ(back.mnt_ns_dev, 4u);
+  EXPECT_EQ(back.mnt_ns_ino, 4026532999u);
+  EXPECT_EQ(back.mnt_ns_id, 77u);
   EXPECT_EQ(back.keys, r.keys);
   ASSERT_EQ(back.undo.size(), 3u);
   EXPECT_EQ(back.undo[1].op, UndoStep::Op::kDetachLoop);
@@ -116,6 +124,34 @@ TEST_F(Stores, ReleasingTheLastClaimRemovesTheFile) {
   claims.release("sid", "a");
 
   EXPECT_TRUE(claims.read("sid").empty());
+}
+
+}  // namespace
+
+namespace {
+
+// An unreadable session directory is an error, never "no sessions": --all-sessions
+// would otherwise silently act on nothing.
+TEST_F(Stores, ListFailsWhenTheSessionDirectoryCannotBeRead) {
+  system(("rm -rf " + paths_.session_dir + " && touch " + paths_.session_dir).c_str());
+
+  EXPECT_THROW(RecordStore(paths_).list(), SystemError);
+}
+
+TEST_F(Stores, ListWithoutASessionDirectoryIsEmpty) {
+  system(("rm -rf " + paths_.session_dir).c_str());
+
+  EXPECT_TRUE(RecordStore(paths_).list().empty());
+}
+
+// Listing is read-only: a temporary of a writer, however old, stays.
+TEST_F(Stores, ListLeavesTemporariesAlone) {
+  const std::string temp = paths_.session_dir + "/.schroot-tmp-old";
+  system(("touch -d 2000-01-01 " + temp).c_str());
+
+  EXPECT_TRUE(RecordStore(paths_).list().empty());
+
+  EXPECT_EQ(access(temp.c_str(), F_OK), 0);
 }
 
 // Found by the session_record fuzzer under ASan: without "keys" or "undo" the loops
