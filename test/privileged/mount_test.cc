@@ -758,10 +758,9 @@ TEST_F(Process, WaitForReportsTheKillingSignal) {
 // --- a session's processes ----------------------------------------------------------
 
 // In a child (before its chroot): a mount namespace of its own, as an automatic
-// session's schroot makes, where mounts do not reach the test's namespace.
-bool own_mount_namespace() {
-  return ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-}
+// session's schroot makes. Its mounts do not reach the test's namespace: main() made
+// every mount private, and copies of private mounts are private.
+bool own_mount_namespace() { return ::unshare(CLONE_NEWNS) == 0; }
 
 class SessionProcesses : public SysTest {
  protected:
