@@ -1,0 +1,444 @@
+// Teardown against a hostile tree: a session's mounts are listed by mount id and
+// unmounted through checked handles, so root inside a -b session that renames a
+// directory (or plants a symlink) between the listing and the umount can neither hide
+// a session mount nor redirect the unmount to a mount outside. Loop devices are really
+// released before a session's record goes. The race is made deterministic with the
+// fault points' pause (SCHROOT_PAUSE_AT) and unmount_tree's after_listing hook.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "src/error.h"
+#include "src/sys/fs.h"
+#include "src/sys/loop_device.h"
+#include "src/sys/mount.h"
+#include "test/privileged/harness.h"
+
+namespace schroot::sys {
+namespace {
+
+// The id of the mount at `path` (the topmost), or 0 when `path` is not a mount point.
+int mount_at(const std::string& path) {
+  UniqueFd at(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  const std::string parent = path.substr(0, path.rfind('/'));
+  UniqueFd up(::open(parent.c_str(), O_PATH | O_CLOEXEC));
+  if (!at || !up) return 0;
+  const int id = mount_id_of(at.get());
+  return id == mount_id_of(up.get()) ? 0 : id;
+}
+
+std::vector<int> ids_of(const MountTree& t) {
+  std::vector<int> out;
+  for (const auto& m : t.mounts) out.push_back(m.id);
+  return out;
+}
+
+// Position of `id` in the listing, or -1.
+int position(const MountTree& t, int id) {
+  auto v = ids_of(t);
+  auto it = std::find(v.begin(), v.end(), id);
+  return it == v.end() ? -1 : static_cast<int>(it - v.begin());
+}
+
+int run(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+class Teardown : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/schroot-teardown-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    tmpfs(dir_);
+    top_ = dir_ + "/mount/s1";  // a session's mount location
+    host_ = dir_ + "/host";
+    mkdir_p(top_, 0755);
+    mkdir_p(host_, 0755);
+  }
+  void TearDown() override {
+    ::umount2(dir_.c_str(), MNT_DETACH);
+    ::rmdir(dir_.c_str());
+  }
+  void tmpfs(const std::string& path) {
+    ASSERT_EQ(::mount("teardown-test", path.c_str(), "tmpfs", 0, "mode=0755"), 0)
+        << path << ": " << std::strerror(errno);
+  }
+  void mkdirs(const std::string& path) { mkdir_p(path, 0755); }
+  // A host-side mount outside the session: what an attacker would like us to unmount.
+  int host_mount() {
+    mkdirs(host_ + "/inner");
+    tmpfs(host_ + "/inner");
+    return mount_at(host_ + "/inner");
+  }
+  std::string dir_, top_, host_;
+};
+
+// --- the listing --------------------------------------------------------------------
+
+TEST_F(Teardown, ListingHasNestedMountsChildrenBeforeParents) {
+  tmpfs(top_);
+  mkdirs(top_ + "/a");
+  tmpfs(top_ + "/a");
+  mkdirs(top_ + "/a/b");
+  tmpfs(top_ + "/a/b");
+  mkdirs(top_ + "/c");
+  tmpfs(top_ + "/c");
+  const int root = mount_at(top_), a = mount_at(top_ + "/a"), b = mount_at(top_ + "/a/b"),
+            c = mount_at(top_ + "/c");
+  MountTree t = list_mount_tree(top_);
+  EXPECT_EQ(t.base, root);
+  ASSERT_EQ(t.mounts.size(), 4u) << ::testing::PrintToString(ids_of(t));
+  EXPECT_LT(position(t, b), position(t, a));
+  EXPECT_LT(position(t, a), position(t, root));
+  EXPECT_LT(position(t, c), position(t, root));
+  EXPECT_EQ(position(t, root), 3);
+}
+
+TEST_F(Teardown, ListingFindsAMountWhoseParentDirectoryWasRenamed) {
+  tmpfs(top_);
+  mkdirs(top_ + "/build/inner");
+  tmpfs(top_ + "/build/inner");
+  const int inner = mount_at(top_ + "/build/inner");
+  ASSERT_EQ(::rename((top_ + "/build").c_str(), (top_ + "/elsewhere").c_str()), 0);
+  MountTree t = list_mount_tree(top_);
+  ASSERT_NE(position(t, inner), -1);
+  EXPECT_EQ(t.mounts[position(t, inner)].mount_point, top_ + "/elsewhere/inner");
+}
+
+TEST_F(Teardown, ListingLeavesOutMountsOutsideTheTreeWhateverTheirPath) {
+  tmpfs(top_);
+  const int outside = host_mount();
+  // A sibling whose path starts with ours, and a link inside the tree to the host's mount.
+  mkdirs(top_ + "2");
+  tmpfs(top_ + "2");
+  ASSERT_EQ(::symlink(host_.c_str(), (top_ + "/link").c_str()), 0);
+  MountTree t = list_mount_tree(top_);
+  EXPECT_EQ(ids_of(t), std::vector<int>{mount_at(top_)});
+  EXPECT_EQ(position(t, outside), -1);
+}
+
+TEST_F(Teardown, ListingHasTheWholeStackAtThePathAndWhatItHides) {
+  tmpfs(top_);
+  const int lower = mount_at(top_);
+  mkdirs(top_ + "/b");
+  tmpfs(top_ + "/b");
+  const int hidden = mount_at(top_ + "/b");
+  tmpfs(top_);  // hides b
+  const int upper = mount_at(top_);
+  MountTree t = list_mount_tree(top_);
+  EXPECT_EQ(t.base, lower);
+  EXPECT_EQ(position(t, lower), 2);
+  EXPECT_NE(position(t, hidden), -1);
+  EXPECT_NE(position(t, upper), -1);
+}
+
+TEST_F(Teardown, ListingWithNothingAtThePathHasTheMountsBelowIt) {
+  mkdirs(top_ + "/a");
+  tmpfs(top_ + "/a");
+  mkdirs(top_ + "/a/b");
+  tmpfs(top_ + "/a/b");
+  MountTree t = list_mount_tree(top_);
+  EXPECT_EQ(t.base, 0);
+  EXPECT_EQ(ids_of(t), (std::vector<int>{mount_at(top_ + "/a/b"), mount_at(top_ + "/a")}));
+  EXPECT_TRUE(list_mount_tree(dir_ + "/no/such/place").mounts.empty());
+}
+
+TEST_F(Teardown, MountIdOfAnFdIsTheMountinfoId) {
+  tmpfs(top_);
+  UniqueFd fd(::open(top_.c_str(), O_PATH | O_CLOEXEC));
+  int found = 0;
+  for (const auto& m : read_mountinfo())
+    if (m.mount_point == top_) found = m.id;
+  EXPECT_EQ(mount_id_of(fd.get()), found);
+}
+
+// --- unmounting through checked handles -----------------------------------------------
+
+// The attack of finding 7: after the listing, a directory on the way to a session
+// mount is renamed and replaced by a symlink to a host directory that has a mount of
+// the same name. Unmounting by path would unmount the host's mount.
+TEST_F(Teardown, UnmountNeverFollowsALinkPlantedAfterTheListing) {
+  tmpfs(top_);
+  mkdirs(top_ + "/build/inner");
+  tmpfs(top_ + "/build/inner");
+  const int outside = host_mount();
+  bool attacked = false;
+  UnmountResult r = unmount_tree(top_, false, true, [&] {
+    if (attacked) return;
+    attacked = true;
+    ASSERT_EQ(::rename((top_ + "/build").c_str(), (top_ + "/build2").c_str()), 0);
+    ASSERT_EQ(::symlink(host_.c_str(), (top_ + "/build").c_str()), 0);
+  });
+  EXPECT_TRUE(attacked);
+  EXPECT_TRUE(r.problems.empty()) << ::testing::PrintToString(r.problems);
+  EXPECT_EQ(mount_at(host_ + "/inner"), outside) << "the host's mount was unmounted";
+  EXPECT_TRUE(list_mount_tree(top_).mounts.empty());
+}
+
+// Renamed back and forth at every listing: never reachable as listed. Bounded, then
+// reported by mount id and mount point; nothing outside is touched.
+TEST_F(Teardown, UnmountGivesUpOnAMountThatKeepsMovingAndNamesIt) {
+  tmpfs(top_);
+  mkdirs(top_ + "/a/inner");
+  tmpfs(top_ + "/a/inner");
+  const int inner = mount_at(top_ + "/a/inner");
+  const int outside = host_mount();
+  int listings = 0;
+  UnmountResult r = unmount_tree(top_, false, true, [&] {
+    ++listings;
+    const bool at_a = ::access((top_ + "/a").c_str(), F_OK) == 0;
+    ::rename((top_ + (at_a ? "/a" : "/b")).c_str(), (top_ + (at_a ? "/b" : "/a")).c_str());
+  });
+  EXPECT_LE(listings, 40);
+  ASSERT_EQ(r.problems.size(), 2u) << ::testing::PrintToString(r.problems);  // inner keeps its parent busy
+  const std::string& p = r.problems[0];
+  EXPECT_NE(p.find("mount " + std::to_string(inner) + " at " + top_ + "/"), std::string::npos) << p;
+  EXPECT_NE(p.find("/inner: "), std::string::npos) << p;
+  EXPECT_EQ(mount_at(host_ + "/inner"), outside);
+  EXPECT_EQ(r.still_mounted.size(), 2u);
+}
+
+TEST_F(Teardown, UnmountBelowLeavesTheMountAtThePathAndUnmountsItsStack) {
+  tmpfs(top_);
+  const int base = mount_at(top_);
+  mkdirs(top_ + "/proc");
+  tmpfs(top_ + "/proc");
+  tmpfs(top_);  // stacked on the session root, hiding proc
+  UnmountResult r = unmount_tree(top_, false, /*include_top=*/false);
+  EXPECT_TRUE(r.problems.empty()) << ::testing::PrintToString(r.problems);
+  EXPECT_EQ(ids_of(list_mount_tree(top_)), std::vector<int>{base});
+}
+
+// --- loop devices ---------------------------------------------------------------------
+
+class TeardownLoop : public Teardown {
+ protected:
+  void SetUp() override {
+    Teardown::SetUp();
+    image_ = dir_ + "/image";
+    ASSERT_EQ(run("mke2fs -q -F -t ext4 " + image_ + " 8M >/dev/null"), 0);
+    struct stat st;
+    ASSERT_EQ(::stat(image_.c_str(), &st), 0);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+  }
+  void TearDown() override {
+    ::umount2(top_.c_str(), MNT_DETACH);
+    held_.reset();
+    for (int i = 0; i < 200 && !loops_backed_by(dev_, ino_).empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(loops_backed_by(dev_, ino_).empty()) << "a loop device leaked";
+    try {
+      detach_loops_backed_by(dev_, ino_);
+    } catch (const std::exception&) {
+    }
+    Teardown::TearDown();
+  }
+  // Mounts the image through a loop device (autoclear off: only a detach frees it,
+  // as for a session's device) and keeps a file in it open.
+  void mount_image_busy() {
+    LoopDevice::Options opts;
+    opts.autoclear = false;
+    LoopDevice loop = LoopDevice::attach(image_, opts);
+    UniqueFd target(::open(top_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    mount_filesystem("ext4", loop.path(), "", target.get());
+    loop.release();
+    held_.reset(::open((top_ + "/f").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+    ASSERT_TRUE(held_);
+  }
+  std::string image_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  UniqueFd held_;
+};
+
+TEST_F(TeardownLoop, UnmountNeverDetachesALoopDevicesMountLazily) {
+  mount_image_busy();
+  const int mounted = mount_at(top_);
+  UnmountResult r = unmount_tree(top_, /*allow_lazy=*/true);
+  EXPECT_FALSE(r.lazy_used);
+  EXPECT_EQ(mount_at(top_), mounted);
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_NE(r.problems[0].find("never detached lazily"), std::string::npos) << r.problems[0];
+  held_.reset();
+  EXPECT_TRUE(unmount_tree(top_, true).problems.empty());
+  EXPECT_EQ(detach_loops_backed_by(dev_, ino_), 1);
+  EXPECT_TRUE(loops_backed_by(dev_, ino_).empty());
+}
+
+// Somebody detached the mount lazily and holds a file in it: the superblock and the
+// device live on, so the device is not released.
+TEST_F(TeardownLoop, DetachFailsWhileALazilyDetachedMountHoldsTheDevice) {
+  mount_image_busy();
+  ASSERT_EQ(::umount2(top_.c_str(), MNT_DETACH), 0);
+  int err = 0;
+  try {
+    detach_loops_backed_by(dev_, ino_);
+  } catch (const SystemError& e) {
+    err = e.code().value();
+    EXPECT_NE(std::string(e.what()).find("still mounted or open"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(err, EBUSY);
+  EXPECT_EQ(loops_backed_by(dev_, ino_).size(), 1u);
+  held_.reset();  // the last user: autoclear (set by the detach) frees it
+}
+
+TEST_F(TeardownLoop, DetachReturnsOnlyOnceTheDeviceIsUnbound) {
+  LoopDevice::Options opts;
+  opts.autoclear = false;
+  LoopDevice::attach(image_, opts).release();
+  EXPECT_EQ(detach_loops_backed_by(dev_, ino_), 1);
+  EXPECT_TRUE(loops_backed_by(dev_, ino_).empty());  // no polling: already gone
+}
+
+}  // namespace
+}  // namespace schroot::sys
+
+// --- the race through the real binary ---------------------------------------------------
+
+namespace {
+
+using schroot::test::TestRoot;
+using schroot::test::trim;
+
+// A schroot run that pauses at a fault point: started with SCHROOT_PAUSE_AT and a
+// socket as SCHROOT_PAUSE_FD=3; wait_paused() reads its "paused NAME" line, finish()
+// lets it go on (closing our end: later pauses pass) and reaps it.
+class PausedRun {
+ public:
+  PausedRun(const std::vector<std::string>& args, const std::string& point) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+    char tmpl[] = "/tmp/schroot-paused-XXXXXX";
+    out_fd_ = ::mkostemp(tmpl, O_CLOEXEC);
+    ::unlink(tmpl);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Fd 3 without FD_CLOEXEC (dup2 onto itself would keep the flag).
+      if (sv[1] == 3 ? ::fcntl(3, F_SETFD, 0) != 0 : ::dup2(sv[1], 3) != 3) ::_exit(126);
+      const int devnull = ::open("/dev/null", O_RDONLY);
+      ::dup2(devnull, 0);
+      ::dup2(out_fd_, 1);
+      ::dup2(out_fd_, 2);
+      schroot::test::exec_program(SCHROOT_UNDER_TEST, args, {"SCHROOT_PAUSE_AT=" + point, "SCHROOT_PAUSE_FD=3"});
+    }
+    ::close(sv[1]);
+    sock_ = sv[0];
+  }
+  ~PausedRun() {
+    finish();
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+  // The line it sent, "" when it ended (or 30 s passed) without pausing.
+  std::string wait_paused() {
+    std::string line;
+    struct pollfd p = {sock_, POLLIN, 0};
+    char c;
+    while (::poll(&p, 1, 30000) == 1 && ::read(sock_, &c, 1) == 1 && c != '\n') line += c;
+    return line;
+  }
+  int finish() {
+    if (sock_ >= 0) ::close(sock_);
+    sock_ = -1;
+    if (pid_ > 0) {
+      int ws = 0;
+      while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
+      }
+      status_ = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+      pid_ = -1;
+    }
+    return status_;
+  }
+  std::string output() const {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    for (off_t off = 0; (n = ::pread(out_fd_, buf, sizeof buf, off)) > 0; off += n) out.append(buf, n);
+    return out;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int sock_ = -1;
+  int out_fd_ = -1;
+  int status_ = -1;
+};
+
+class TeardownRace : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = root_.make_tree("bb");
+    schroot::sys::mkdir_p(tree_ + "/build", 0755);
+    src_ = root_.root() + "/srv/src";
+    host_ = root_.root() + "/host";
+    schroot::sys::mkdir_p(src_, 0755);
+    schroot::sys::mkdir_p(host_ + "/inner", 0755);
+    // The host's own mount, outside every session.
+    ASSERT_EQ(::mount("host-side", (host_ + "/inner").c_str(), "tmpfs", 0, "mode=0755"), 0);
+    root_.write_profile("race", "proc /proc proc defaults 0 0\n" + src_ + " /build/inner none rw,bind 0 0\n", "",
+                        "");
+    root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=race\n");
+  }
+  std::vector<std::string> session_mounts() const {
+    std::vector<std::string> left;
+    for (const auto& m : root_.mounts_below_root())
+      if (m != host_ + "/inner") left.push_back(m);
+    return left;
+  }
+  bool host_mount_intact() const {
+    auto all = root_.mounts_below_root();
+    return std::find(all.begin(), all.end(), host_ + "/inner") != all.end();
+  }
+  TestRoot root_;
+  std::string tree_, src_, host_;
+};
+
+// Finding 7 end to end: root in the -b session swaps the directory above one of the
+// session's mounts for a link to a host directory with a mount of its own, between
+// -e's listing and its unmounts. The host's mount survives; the session ends cleanly.
+TEST_F(TeardownRace, EndNeverUnmountsAHostMountThroughALinkPlantedInTheChroot) {
+  auto b = root_.schroot({"-c", "bb", "-b", "-n", "s1"});
+  ASSERT_EQ(b.status, 0) << b.err;
+  const std::string location = root_.run_dir() + "/mount/s1";
+  ASSERT_TRUE(schroot::test::path_exists(location + "/build/inner"));
+
+  PausedRun end({"-c", "s1", "-e"}, "end:unmount-listed");
+  ASSERT_EQ(end.wait_paused(), "paused end:unmount-listed") << end.output();
+  ASSERT_EQ(::rename((location + "/build").c_str(), (location + "/build2").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::symlink(host_.c_str(), (location + "/build").c_str()), 0);
+  EXPECT_EQ(end.finish(), 0) << end.output();
+
+  EXPECT_TRUE(host_mount_intact()) << "-e unmounted the host's " << host_ << "/inner";
+  EXPECT_TRUE(session_mounts().empty()) << ::testing::PrintToString(session_mounts());
+  EXPECT_TRUE(root_.records().empty());
+}
+
+// Killed right after a listing: the next end finds the same mounts again by id.
+TEST_F(TeardownRace, EndKilledAfterTheListingLeavesAnEndableSession) {
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s1"}).status, 0);
+  auto killed = root_.schroot({"-c", "s1", "-e"}, {"SCHROOT_FAIL_AT=end:unmount-listed"});
+  EXPECT_EQ(killed.status, 128 + 9);
+  auto e = root_.schroot({"-c", "s1", "-e"});
+  EXPECT_EQ(e.status, 0) << e.err;
+  EXPECT_TRUE(session_mounts().empty()) << ::testing::PrintToString(session_mounts());
+  EXPECT_TRUE(root_.records().empty());
+  EXPECT_TRUE(host_mount_intact());
+}
+
+}  // namespace
