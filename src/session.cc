@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <regex>
 #include <thread>
 #include <grp.h>
 
@@ -29,6 +28,8 @@
 #include "src/run_command.h"
 #include "src/stages.h"
 #include "src/sys/fs.h"
+#include "src/sys/identity.h"
+#include "src/sys/reaper.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/mount.h"
 #include "src/sys/process.h"
@@ -39,6 +40,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// A session id names files (record, lock file + ".session.holders"): within NAME_MAX.
+constexpr size_t kMaxSessionName = 200;
 // manage.lock is only ever held for milliseconds; waiting longer means trouble.
 constexpr milliseconds kManageLockTimeout{10000};
 // How long processes left in a session get between SIGTERM and SIGKILL.
@@ -70,13 +73,18 @@ std::string session_lock_path(const Paths& paths, const std::string& id) {
   return paths.lock_dir + "/" + id + kSessionLockSuffix;
 }
 
-milliseconds seconds(int s) { return milliseconds(static_cast<int64_t>(s) * 1000); }
-
-bool valid_name(const std::string& name) {
-  static const std::regex re("^[a-zA-Z0-9][a-zA-Z0-9_.-]*$");
-  static const std::regex dpkg("dpkg-(old|dist|new|tmp)$");
-  return std::regex_match(name, re) && !std::regex_search(name, dpkg);
+// The process that began a session, as its record identifies it.
+sys::ProcessIdentity owner_of(const SessionRecord& r) {
+  sys::ProcessIdentity id;
+  id.pid = r.pid;
+  id.start_time = r.pid_start_time;
+  id.mnt_ns_dev = r.mnt_ns_dev;
+  id.mnt_ns_ino = r.mnt_ns_ino;
+  id.mnt_ns_id = r.mnt_ns_id;
+  return id;
 }
+
+milliseconds seconds(int s) { return milliseconds(static_cast<int64_t>(s) * 1000); }
 
 std::string new_session_id(const std::string& chroot) {
   std::string uuid = sys::read_file("/proc/sys/kernel/random/uuid");
@@ -216,6 +224,14 @@ class HeldSignals {
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT})
       if (::sigismember(&p, sig)) return true;
     return false;
+  }
+  // Takes the held signals that arrived, so lifting the hold does not deliver them:
+  // for a signal that came after the work it would have stopped was complete (a
+  // session whose id is printed, a command whose status is known).
+  void discard_pending() {
+    const struct timespec now {};
+    while (pending() && ::sigtimedwait(&set_, nullptr, &now) > 0) {
+    }
   }
 
  private:
@@ -553,9 +569,17 @@ void SessionManager::remove_abandoned_temporaries() {
 SessionRecord SessionManager::read_record(const std::string& id) const { return RecordStore(paths_).read(id); }
 
 bool SessionManager::is_live(const SessionRecord& r) const {
+  // An automatic session lives exactly as long as the process that owns it: a -r
+  // that joined it may still hold its lock, but the mounts died with their owner.
+  if (r.automatic && r.pid_start_time != 0 && !sys::is_alive(owner_of(r))) return false;
   if (!FileLock::is_free(session_lock_path(paths_, r.id), LockMode::kExclusive)) return true;
   // Nobody holds its lock: only a completed -b session lives on without a process.
   return r.state == SessionState::kActive && !r.automatic;
+}
+
+void SessionManager::end_session_processes(const SessionRecord& r) const {
+  int killed = sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
+  if (killed) log_note(r.id + ": ended " + std::to_string(killed) + " process(es) still running in the session");
 }
 
 ChrootDef SessionManager::definition_of(const SessionRecord& r) {
@@ -625,13 +649,24 @@ static Begun start_session(SessionTransaction& tx, const Paths& paths,
 
   SessionRecord& r = b.record;
   r.id = req.session_name.empty() ? new_session_id(def.name) : req.session_name;
-  if (!valid_name(r.id)) throw UserError(r.id + ": Invalid session name\nI: Naming restrictions are documented in chroot.conf(5)");
+  // A plain character loop: no std::regex on argv in a setuid process (its recursive
+  // matcher can overflow the stack on a long name).
+  if (r.id.size() > kMaxSessionName || !Config::valid_name(r.id)) throw UserError(r.id + ": Invalid session name\nI: Naming restrictions are documented in chroot.conf(5)");
   r.chroot_name = def.name;
   r.selected_name = found.selected;
   r.source = source;
   r.automatic = automatic;
   r.boot_id = sys::boot_id();
-  r.pid = ::getpid();
+  // Who we are, so that nobody mistakes a process that later takes our pid for us;
+  // an automatic session's mounts live in our mount namespace, recorded with it.
+  const sys::ProcessIdentity self = sys::ProcessIdentity::of_self();
+  r.pid = self.pid;
+  r.pid_start_time = self.start_time;
+  if (automatic) {
+    r.mnt_ns_dev = self.mnt_ns_dev;
+    r.mnt_ns_ino = self.mnt_ns_ino;
+    r.mnt_ns_id = self.mnt_ns_id;
+  }
   r.ruid = caller.uid;
   r.ruser = caller.name;
   r.created = static_cast<int64_t>(::time(nullptr));
@@ -661,10 +696,16 @@ static Begun start_session(SessionTransaction& tx, const Paths& paths,
   backends::SessionContext ctx{def, paths, r.id, r.mount_location, source};
   ctx.throwaway = automatic;
   const auto stages = stage_order(list_hooks(paths.setup_d()));
-  r.undo = tx.plan(*backend, ctx, def, stages);
-  r.keys = session_keys(def, r, caller, *backend, ctx);
-  const int source_timeout = req.source_lock_timeout >= 0 ? req.source_lock_timeout : def.source_lock_timeout;
-  tx.write_ahead(r, def, source_timeout, /*durable=*/!automatic, caller);
+  try {
+    r.undo = tx.plan(*backend, ctx, def, stages);
+    r.keys = session_keys(def, r, caller, *backend, ctx);
+    const int source_timeout = req.source_lock_timeout >= 0 ? req.source_lock_timeout : def.source_lock_timeout;
+    tx.write_ahead(r, def, source_timeout, /*durable=*/!automatic, caller);
+  } catch (...) {
+    // No record was written: nothing else will ever remove our lock file.
+    b.session_lock->remove_file();
+    throw;
+  }
   fail_point("begin:written");
 
   try {
@@ -685,9 +726,20 @@ static Begun start_session(SessionTransaction& tx, const Paths& paths,
   return b;
 }
 
-std::string SessionManager::begin(const ChrootSet::Found& chroot, const SessionRequest& req) {
+std::string SessionManager::begin(const ChrootSet::Found& chroot, const SessionRequest& req,
+                                  const std::function<bool(const std::string&)>& announce) {
   SessionTransaction tx(*this);
   Begun b = start_session(tx, paths_, chroot, req, /*automatic=*/false);
+  // Signals are still held: either the caller learns the id, or the session is
+  // rolled back. Never an active session that nobody knows about.
+  if (tx.signals.pending() || !announce(b.record.id)) {
+    const UserInfo caller = lookup_uid(::getuid());
+    const UserInfo target = target_user(req, caller);
+    tx.finish(*b.session_lock, b.record, b.def, "fail", target, caller, /*durable=*/true);
+    throw UserError(b.def.name + (tx.signals.pending() ? ": interrupted by a signal" : ": the session id could not be written") +
+                    "; the session was rolled back");
+  }
+  tx.signals.discard_pending();  // the id is out: the session stands
   return b.record.id;
 }
 
@@ -713,12 +765,16 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
     // The command gets the terminal's signals; schroot forwards SIGTERM/SIGHUP.
     tx.signals.lift();
     try {
+      // What the command leaves running is reparented to us and ended with it.
+      sys::become_subreaper();
       status = run_in_chroot(spec, caller_env_);
     } catch (const std::exception& e) {
       log_error(e.what());
     }
     tx.signals.hold();
   }
+  if (int left = sys::end_descendants(kKillGrace))
+    log_info(r.id + ": ended " + std::to_string(left) + " process(es) the command left running");
   fail_point("automatic:ran");
   try {
     b.session_lock->upgrade_to_exclusive(milliseconds(0), "session " + r.id);
@@ -728,8 +784,10 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
     b.session_lock->upgrade_to_exclusive(seconds(std::max(b.def.session_lock_timeout, 5)), "session " + r.id);
   }
   // An -e of ours may have ended the session while we waited for it.
-  if (!RecordStore(paths_).exists(r.id)) return status;
-  tx.finish(*b.session_lock, r, b.def, "ok", target, caller, /*durable=*/false);
+  if (RecordStore(paths_).exists(r.id)) tx.finish(*b.session_lock, r, b.def, "ok", target, caller, /*durable=*/false);
+  // The session is gone and the command's status known: a signal that came during
+  // the teardown must not replace that status with its own.
+  tx.signals.discard_pending();
   return status;
 }
 
@@ -745,6 +803,7 @@ int SessionManager::run_plain(const ChrootSet::Found& found, const SessionReques
 int SessionManager::run(const std::string& id, const SessionRequest& req) {
   SessionTransaction tx(*this);
   auto [r, caller, def, timeout] = open_owned(RecordStore(paths_), id, req);
+  tx.ensure_dirs();  // the run dir may be new (a reboot): every verb makes what it needs
   const UserInfo target = target_user(req, caller);
   check_access(id, def.users, def.groups, def.root_users, def.root_groups, caller, target);
   // Shared: other -r may run beside us; -e and -b wait until we are done.
@@ -757,13 +816,17 @@ int SessionManager::run(const std::string& id, const SessionRequest& req) {
     throw UserError(id + ": the session was begun before the last reboot; run schroot --recover-session -c " + id +
                     " first");
   RunSpec spec = run_spec(r.path, def, req, caller, target, r.selected_name, r.id);
-  // An automatic session's mounts exist only in its process's mount namespace. Its
-  // process is alive: it holds the session lock we share.
+  // An automatic session's mounts exist only in its process's mount namespace. That
+  // process is joined only as recorded: the pid alone may be anybody's by now (a
+  // user's own namespace, with a forged /etc/group in it), so a session whose process
+  // is not the recorded one is stale, never a target.
   sys::UniqueFd mount_ns;
   if (r.automatic) {
-    const std::string ns = "/proc/" + std::to_string(r.pid) + "/ns/mnt";
-    mount_ns.reset(::open(ns.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!mount_ns) throw SystemError("open the mount namespace of automatic session " + id + " at", ns, errno);
+    mount_ns = sys::open_mount_namespace(owner_of(r));
+    if (!mount_ns)
+      throw UserError(id + ": the automatic session's process (pid " + std::to_string(r.pid) +
+                      ") has ended; the session is stale\nI: run schroot --recover-session -c " + id +
+                      " to remove it");
     spec.mount_ns_fd = mount_ns.get();
   }
   return run_in_chroot(spec, caller_env_);
@@ -773,6 +836,7 @@ void SessionManager::end(const std::string& id, const SessionRequest& req) {
   SessionTransaction tx(*this);
   RecordStore records(paths_);
   auto [r, caller, def, timeout] = open_owned(records, id, req);
+  tx.ensure_dirs();
   std::optional<FileLock> lock;
   if (req.force) {
     // --force: what still runs in the session (a -r command holding the lock) is
@@ -798,7 +862,22 @@ void SessionManager::recover(const std::string& id, const SessionRequest& req) {
   SessionTransaction tx(*this);
   RecordStore records(paths_);
   auto [r, caller, def, timeout] = open_owned(records, id, req);
-  FileLock lock = FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id);
+  tx.ensure_dirs();
+  // An automatic session whose process has died is stale even if a command that
+  // joined it (-r) still runs there, holding its lock: end what runs in it.
+  if (r.automatic && !is_live(r)) end_session_processes(r);
+  std::optional<FileLock> got;
+  if (req.skip_sessions_in_use) {
+    // --all-sessions: one try each; a session a live process is using is not ours to wait for.
+    got = FileLock::try_acquire(tx.lock_path(id), LockMode::kExclusive);
+    if (!got) {
+      log_note(id + ": in use by a live process; skipped");
+      return;
+    }
+  } else {
+    got.emplace(FileLock::acquire(tx.lock_path(id), LockMode::kExclusive, seconds(timeout), "session " + id));
+  }
+  FileLock& lock = *got;
   tx.signals.hold();
   r = records.read(id);
   if (r.state != SessionState::kActive || r.automatic) {
