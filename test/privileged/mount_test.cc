@@ -24,6 +24,7 @@
 #include "src/sys/fs.h"
 #include "src/sys/mount.h"
 #include "src/sys/process.h"
+#include "test/privileged/harness.h"
 
 namespace schroot::sys {
 namespace {
@@ -895,6 +896,25 @@ TEST_F(SessionProcesses, KillEscalatesToSigkillAfterGrace) {
   EXPECT_EQ(kill_processes_in_session(open_session_root(location_), milliseconds(100)), 1);
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(900));
   EXPECT_EQ(child.reap().signal, SIGKILL);
+}
+
+// The test harness's own, broader net (TestRoot's teardown): anything rooted anywhere
+// under a directory, in any mount namespace, but not a sibling with a common prefix.
+TEST_F(SessionProcesses, HarnessFindsProcessesRootedAnywhereUnderItsTop) {
+  const std::string location = location_;
+  mkdir_host(dir_ + "/mount2");
+  ChrootedChild deep(location_ + "/sub", false, [&] {
+    return own_mount_namespace() && ::mount("session", location.c_str(), "tmpfs", 0, "mode=0755") == 0 &&
+           ::mkdir((location + "/sub").c_str(), 0755) == 0;
+  });
+  ChrootedChild sibling(dir_ + "/mount2", false);
+  ASSERT_TRUE(deep.ready() && sibling.ready());
+  UniqueFd top = open_path(mount_dir_);
+  auto top_id = identity_of(top.get());
+  ASSERT_TRUE(top_id.has_value());
+  EXPECT_TRUE(schroot::test::rooted_under(deep.pid(), *top_id));
+  EXPECT_FALSE(schroot::test::rooted_under(sibling.pid(), *top_id));
+  EXPECT_FALSE(schroot::test::rooted_under(::getpid(), *top_id));
 }
 
 TEST_F(SessionProcesses, KillWithNobodyThereReturnsZero) {
