@@ -33,6 +33,9 @@ struct SessionContext {
   // The loop device, held open from attach until it is mounted: an autoclear device
   // with no opener left would be detached by the kernel before the mount.
   std::optional<sys::LoopDevice> loop;
+  // loopback: the image, opened once by plan_device (which sees a const context) so
+  // that the undo step's dev/ino and the attached loop device are of this very file.
+  mutable sys::UniqueFd image;
 };
 
 class SourceBackend {

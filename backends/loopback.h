@@ -1,7 +1,9 @@
-// loopback: the chroot is a filesystem image (file=). 00device attaches it to a
-// loop device (autoclear, read-only when it is a union's lower layer, verified by
-// the backing file's dev/ino); 10mount mounts the device. Undo unmounts, then
-// detaches only loop devices bound to this image and labelled with this session.
+// loopback: the chroot is a filesystem image (file=), opened once when planning.
+// 00device attaches that open file to a loop device (autoclear, read-only when it is a
+// union's lower layer, verified by its dev/ino); 10mount mounts the device detached and
+// attaches the image's location= directory, resolved inside the image, at the target.
+// Undo unmounts, then detaches only loop devices bound to this image and labelled with
+// this session.
 #pragma once
 
 #include "backends/backend.h"
@@ -17,10 +19,14 @@ class LoopbackBackend : public SourceBackend {
   void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
   void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
 
-  // Filesystem type from the image's superblock (ext2/3/4, xfs, btrfs, squashfs), or "".
-  static std::string detect_filesystem(const std::string& device_or_file);
+  // Filesystem type from the superblock of the image open at fd (ext2/3/4, xfs, btrfs,
+  // squashfs), or "".
+  static std::string detect_filesystem(int fd);
   // mount-options as schroot 1.6 takes them ("-t jfs -o quota,rw" or "quota,rw").
   static void parse_mount_options(const std::string& raw, std::string& fstype, std::string& options);
+
+ private:
+  void mount_image(SessionContext& ctx, const std::string& target, bool read_only) const;
 };
 
 }  // namespace schroot::backends

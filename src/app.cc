@@ -18,6 +18,7 @@
 #include "src/text.h"
 #include "src/log.h"
 #include "src/output.h"
+#include "src/run_command.h"
 #include "src/session.h"
 
 extern char** environ;
@@ -300,6 +301,7 @@ int run_app(int argc, char** argv) {
       return 0;
     }
     caller_environment();  // saved, and dropped when setuid, before anything reads it
+    use_own_umask();
     const Paths paths = Paths::installed();
     SessionManager sessions(paths, caller_environment());
     // Running in, ending and recovering a session need only its record: chroot.conf,

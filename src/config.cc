@@ -99,17 +99,6 @@ std::vector<std::string> split_list(const std::string& value) {
   return out;
 }
 
-// The environment variable a custom key sets in setup scripts (foo.bar-baz → FOO_BAR_BAZ).
-std::string env_name(const std::string& key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '.' || c == '-')
-      out += '_';
-    else
-      out += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
-  }
-  return out;
-}
 
 std::string name_rule_message(const std::string& what, const std::string& name) {
   if (name.find(':') != std::string::npos)
@@ -542,7 +531,7 @@ void parse_source(GroupReader& r, ChrootDef& def) {
 // as FOO_BAR; a key of another chroot type is ignored; anything else is not permitted.
 void parse_leftovers(GroupReader& r, ChrootDef& def) {
   std::map<std::string, std::string> env_owner;  // FOO_BAR → key
-  for (const auto& [key, value] : def.userdata) env_owner[env_name(key)] = key;
+  for (const auto& [key, value] : def.userdata) env_owner[userdata_env_name(key)] = key;
   for (const auto& [key, kv] : r.unused()) {
     r.take(key);
     if (kTypeKeys.count(key)) {
@@ -558,7 +547,7 @@ void parse_leftovers(GroupReader& r, ChrootDef& def) {
       r.warning(key, why, kv.value);
       continue;
     }
-    const std::string env = env_name(key);
+    const std::string env = userdata_env_name(key);
     auto [it, inserted] = env_owner.emplace(env, key);
     if (!inserted) {
       r.warning(key, "ambiguous: it and '" + it->second + "' would both set the environment "

@@ -58,6 +58,14 @@ void Environment::add(const std::vector<std::string>& name_eq_value) {
   }
 }
 
+bool regex_finds(const std::string& posix_extended_regex, const std::string& text) {
+  regex_t re;
+  if (regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB) != 0) return false;
+  const bool found = regexec(&re, text.c_str(), 0, nullptr, 0) == 0;
+  regfree(&re);
+  return found;
+}
+
 std::string Environment::regex_error(const std::string& posix_extended_regex) {
   regex_t re;
   int rc = regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB);
@@ -232,6 +240,7 @@ std::string userdata_env_name(const std::string& key) {
   }
   return out;
 }
+
 
 namespace {
 

@@ -50,6 +50,12 @@ class Environment {
   std::map<std::string, std::string> vars_;
 };
 
+// Does the POSIX extended regex find a match in text? (false for an invalid regex)
+bool regex_finds(const std::string& posix_extended_regex, const std::string& text);
+
+// The variable a custom key sets in setup.d's environment (foo.bar-baz → FOO_BAR_BAZ).
+std::string userdata_env_name(const std::string& key);
+
 struct UserInfo {
   std::string name;
   uid_t uid = 0;

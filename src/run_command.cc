@@ -19,6 +19,8 @@ namespace schroot {
 
 namespace {
 
+mode_t g_caller_umask = 022;  // restored for the command (use_own_umask)
+
 // Child side: errors go straight to stderr (we are after fork) and exit 1.
 [[noreturn]] void child_fail(const std::string& msg) {
   std::string line = "E: " + msg + "\n";
@@ -167,6 +169,7 @@ std::vector<gid_t> host_groups(const UserInfo& target) {
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::umask(g_caller_umask);
   ::execve(file.c_str(), cargv.data(), cenv.data());
   child_fail("Failed to execute “" + argv[0] + "”: " + std::strerror(errno));
 }
@@ -177,6 +180,8 @@ void forward_signal(int sig) {
 }
 
 }  // namespace
+
+void use_own_umask() { g_caller_umask = ::umask(022); }
 
 long personality_value(const std::string& name) {
   struct P {

@@ -31,6 +31,12 @@ struct RunSpec {
 
 int run_in_chroot(const RunSpec& spec, char** caller_env);
 
+// schroot creates directories and files as root (mount points, union dirs, files in
+// the chroot) with umask 022 whatever the caller's: a caller's 077 would otherwise
+// make a session root nobody else can use. Called once at start; the command gets
+// the caller's umask back.
+void use_own_umask();
+
 // personality(2) value for a schroot personality name; -1 for "undefined".
 long personality_value(const std::string& name);
 

@@ -142,6 +142,14 @@ UserInfo target_user(const SessionRequest& req, const UserInfo& caller) {
 // -o KEY=VALUE: only keys the chroot lets users (or root) modify.
 void apply_options(ChrootDef& def, const SessionRequest& req, const UserInfo& caller, const UserInfo& target) {
   for (const auto& [key, value] : req.options) {
+    // Only a custom key ("group.name", as in schroot 1.6; "setup." keys are the
+    // profile's), and never one whose variable in the hooks' environment (they run as
+    // root) is one the environment filter keeps out, such as LD_PRELOAD.
+    if (!Config::valid_custom_key(key) || key.rfind("setup.", 0) == 0)
+      throw UserError("Configuration key ‘" + key + "’ may not be set with --option: only custom keys (group.name) may");
+    if (regex_finds(kDefaultEnvironmentFilter, userdata_env_name(key)))
+      throw UserError("Configuration key ‘" + key + "’ may not be set with --option: setup scripts would see it as " +
+                      userdata_env_name(key));
     const bool root = caller.uid == 0 || target.uid == 0;
     if (!def.user_modifiable_keys.count(key) && !(root && def.root_modifiable_keys.count(key)))
       throw UserError("Configuration key ‘" + key + "’ is not permitted to be modified.\nI: The key is not present in "

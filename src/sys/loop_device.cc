@@ -31,8 +31,6 @@ constexpr const char* kLoopControl = "/dev/loop-control";
 // Another process may take the number LOOP_CTL_GET_FREE gave us before we bind it;
 // systemd allows 64 rounds too.
 constexpr int kMaxAttachAttempts = 64;
-// How long a detach waits for other openers (udev's probe) to let go of a device.
-constexpr std::chrono::milliseconds kReleaseWait{2000};
 
 std::string loop_path(int n) { return "/dev/loop" + std::to_string(n); }
 
@@ -192,6 +190,18 @@ LoopDevice LoopDevice::attach(const std::string& backing_file, const Options& op
   if (fl < 0 || ::fcntl(backing.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
     throw SystemError("set flags of loop image", backing_file, errno);
   }
+  return attach_fd(backing.get(), backing_file, opts);
+}
+
+LoopDevice LoopDevice::attach_fd(int backing_fd, const std::string& backing_file, const Options& opts) {
+  struct stat st;
+  if (::fstat(backing_fd, &st) != 0) throw SystemError("stat loop image", backing_file, errno);
+  if (!S_ISREG(st.st_mode)) throw UserError("cannot attach loop image " + backing_file + ": not a regular file");
+  // The kernel would silently make a device of a read-only fd read-only.
+  const int fl = ::fcntl(backing_fd, F_GETFL);
+  if (fl < 0) throw SystemError("get flags of loop image", backing_file, errno);
+  if (!opts.read_only && (fl & O_ACCMODE) != O_RDWR)
+    throw UserError("cannot attach loop image " + backing_file + " read-write: it was opened read-only");
 
   const std::string& label = opts.label.empty() ? backing_file : opts.label;
   UniqueFd control(::open(kLoopControl, O_RDWR | O_CLOEXEC));
@@ -218,7 +228,7 @@ LoopDevice LoopDevice::attach(const std::string& backing_file, const Options& op
       last_err = EBUSY;
       continue;
     }
-    err = bind_backing_file(dev.get(), backing.get(), label, opts);
+    err = bind_backing_file(dev.get(), backing_fd, label, opts);
     if (err == EBUSY || err == ENXIO || err == ENODEV) {  // lost a race for this number
       last_err = err;
       continue;
@@ -303,38 +313,16 @@ void LoopDevice::detach() {
   if (err != 0 && err != ENXIO) throw SystemError("detach loop device", path_, err);
 }
 
-// Is loopN still bound to the file (dev, ino) with `label`? A device unbound, gone,
-// or meanwhile bound to another file is not.
-static bool still_bound(int n, dev_t dev, ino_t ino, const std::string& label) {
-  UniqueFd fd;
-  if (open_loop_node(n, O_RDONLY, &fd) != 0) return false;
-  struct loop_info64 info;
-  if (::ioctl(fd.get(), LOOP_GET_STATUS64, &info) != 0) return errno != ENXIO;
-  return matches(info, dev, ino, label);
-}
-
 int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {
-  std::vector<int> cleared;
+  int count = 0;
   for_each_bound_loop([&](int n, int fd, const struct loop_info64& info) {
     if (!matches(info, dev, ino, label)) return;
     if (::ioctl(fd, LOOP_CLR_FD, 0) != 0 && errno != ENXIO) {
       throw SystemError("detach loop device", loop_path(n), errno);
     }
-    cleared.push_back(n);
+    ++count;
   });
-  // LOOP_CLR_FD only sets autoclear while anyone else has the device open: a mount
-  // (one detached lazily included: its superblock lives on) or udev's probe, which
-  // lets go within moments. Only an unbound device is released: a second read-write
-  // mount of the image could come in otherwise.
-  const auto deadline = std::chrono::steady_clock::now() + kReleaseWait;
-  for (int n : cleared) {
-    while (still_bound(n, dev, ino, label)) {
-      if (std::chrono::steady_clock::now() >= deadline)
-        throw SystemError("release loop device (still mounted or open)", loop_path(n), EBUSY);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
-  return static_cast<int>(cleared.size());
+  return count;
 }
 
 std::vector<std::string> loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {

@@ -35,6 +35,10 @@ class LoopDevice {
   // Throws UserError for a file that is not regular or cannot be opened read-write when
   // a read-write device was asked for, SystemError for any other failure.
   static LoopDevice attach(const std::string& backing_file, const Options& opts);
+  // The same for an image already open (O_RDWR, or O_RDONLY for a read-only device):
+  // the device is bound to this very file, whatever its path names by now. `shown`
+  // names it in messages and is the label when opts.label is empty.
+  static LoopDevice attach_fd(int backing_fd, const std::string& shown, const Options& opts);
 
   LoopDevice(LoopDevice&& o) noexcept;
   LoopDevice& operator=(LoopDevice&& o) noexcept;
@@ -69,12 +73,10 @@ class LoopDevice {
 };
 
 // Detaches every loop device bound to the file (dev, ino) — and, when `label` is not
-// empty, attached with that label — waits until each is really unbound, and returns
-// how many it found. Used by undo and recovery: the file identifies the device, never
-// its number, so this can never detach a device bound to another file. A device still
-// in use (mounted, even lazily detached, or held open) after a short wait throws
-// SystemError (EBUSY); it is marked autoclear and goes at its last close, and a later
-// call counts it again until then. 0 when none.
+// empty, attached with that label — and returns how many it found. Used by undo and
+// recovery: the file identifies the device, never its number, so this can never detach
+// a device bound to another file. A device still mounted is marked autoclear and goes
+// at its unmount (and is counted again by a later call until then). 0 when none.
 int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
 
 // The /dev/loopN paths of the loop devices bound to the file (dev, ino) (and carrying

@@ -371,4 +371,36 @@ TEST_F(Attack, AHugeSessionNameIsRefusedCleanly) {
   EXPECT_TRUE(root_.lock_holder_files().empty());
 }
 
+// -o sets custom keys only, and none the hooks (run as root) would see as a
+// variable the environment filter keeps out — even where an operator listed it.
+TEST_F(Attack, OptionSetsOnlyHarmlessCustomKeys) {
+  config("user-modifiable-keys=directory,setup.fstab,ld.preload,foo.bar\n");
+  root_.add_hook("30show", "#!/bin/sh\n[ \"$1\" = setup-start ] && echo \"FOO_BAR=$FOO_BAR\" >&2\nexit 0\n");
+
+  for (const char* bad : {"directory=/", "setup.fstab=/etc/evil", "ld.preload=/tmp/evil.so"}) {
+    auto r = as_nobody({"-c", "bb", "-o", bad, "-d", "/", "--", "true"});
+    EXPECT_EQ(r.status, 1) << bad;
+    EXPECT_NE(r.err.find("may not be set with --option"), std::string::npos) << bad << ": " << r.err;
+  }
+  auto ok = as_nobody({"-c", "bb", "-o", "foo.bar=baz", "-d", "/", "--", "true"});
+  EXPECT_EQ(ok.status, 0) << ok.err;
+  EXPECT_NE(ok.err.find("FOO_BAR=baz"), std::string::npos) << ok.err;
+  EXPECT_TRUE(root_.records().empty());
+}
+
+// The caller's umask governs what the command creates, not what schroot creates as
+// root: with umask 077 the session's root is still usable, and the command's own
+// files get 077.
+TEST_F(Attack, CallersUmaskReachesTheCommandOnly) {
+  auto r = schroot::test::run_program(binary_, {"-c", "bb", "-d", "/tmp", "--", "sh", "-c",
+                                                 "ls /bin/sh >&2 && touch f && stat -c %a f /"}, {}, "",
+                                      [this] {
+                                        umask(077);
+                                        drop_to_nobody();
+                                      });
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "600\n755") << r.err;
+}
+
 }  // namespace
