@@ -679,7 +679,9 @@ static Begun start_session(SessionTransaction& tx, const Paths& paths,
   r.ruser = caller.name;
   r.created = static_cast<int64_t>(::time(nullptr));
   r.mount_location = paths.mount_dir + "/" + r.id;
-  r.path = r.mount_location + (def.type == ChrootType::kLoopback ? def.location : "");
+  // The backend mounts the chroot's own root there (a loopback image's location=
+  // directory, resolved inside the image): never a path built into the image.
+  r.path = r.mount_location;
 
   tx.ensure_dirs();
   // The session lock first: nobody can end or recover what we are still building.

@@ -31,6 +31,8 @@ constexpr const char* kLoopControl = "/dev/loop-control";
 // Another process may take the number LOOP_CTL_GET_FREE gave us before we bind it;
 // systemd allows 64 rounds too.
 constexpr int kMaxAttachAttempts = 64;
+// How long a detach waits for other openers (udev's probe) to let go of a device.
+constexpr std::chrono::milliseconds kReleaseWait{2000};
 
 std::string loop_path(int n) { return "/dev/loop" + std::to_string(n); }
 
@@ -313,16 +315,38 @@ void LoopDevice::detach() {
   if (err != 0 && err != ENXIO) throw SystemError("detach loop device", path_, err);
 }
 
+// Is loopN still bound to the file (dev, ino) with `label`? A device unbound, gone,
+// or meanwhile bound to another file is not.
+static bool still_bound(int n, dev_t dev, ino_t ino, const std::string& label) {
+  UniqueFd fd;
+  if (open_loop_node(n, O_RDONLY, &fd) != 0) return false;
+  struct loop_info64 info;
+  if (::ioctl(fd.get(), LOOP_GET_STATUS64, &info) != 0) return errno != ENXIO;
+  return matches(info, dev, ino, label);
+}
+
 int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {
-  int count = 0;
+  std::vector<int> cleared;
   for_each_bound_loop([&](int n, int fd, const struct loop_info64& info) {
     if (!matches(info, dev, ino, label)) return;
     if (::ioctl(fd, LOOP_CLR_FD, 0) != 0 && errno != ENXIO) {
       throw SystemError("detach loop device", loop_path(n), errno);
     }
-    ++count;
+    cleared.push_back(n);
   });
-  return count;
+  // LOOP_CLR_FD only sets autoclear while anyone else has the device open: a mount
+  // (one detached lazily included: its superblock lives on) or udev's probe, which
+  // lets go within moments. Only an unbound device is released: a second read-write
+  // mount of the image could come in otherwise.
+  const auto deadline = std::chrono::steady_clock::now() + kReleaseWait;
+  for (int n : cleared) {
+    while (still_bound(n, dev, ino, label)) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw SystemError("release loop device (still mounted or open)", loop_path(n), EBUSY);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  return static_cast<int>(cleared.size());
 }
 
 std::vector<std::string> loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {

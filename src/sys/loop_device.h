@@ -73,10 +73,12 @@ class LoopDevice {
 };
 
 // Detaches every loop device bound to the file (dev, ino) — and, when `label` is not
-// empty, attached with that label — and returns how many it found. Used by undo and
-// recovery: the file identifies the device, never its number, so this can never detach
-// a device bound to another file. A device still mounted is marked autoclear and goes
-// at its unmount (and is counted again by a later call until then). 0 when none.
+// empty, attached with that label — waits until each is really unbound, and returns
+// how many it found. Used by undo and recovery: the file identifies the device, never
+// its number, so this can never detach a device bound to another file. A device still
+// in use (mounted, even lazily detached, or held open) after a short wait throws
+// SystemError (EBUSY); it is marked autoclear and goes at its last close, and a later
+// call counts it again until then. 0 when none.
 int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
 
 // The /dev/loopN paths of the loop devices bound to the file (dev, ino) (and carrying

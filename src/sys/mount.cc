@@ -2,16 +2,29 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/major.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
+#include <unordered_map>
 
 #include "src/error.h"
 #include "src/sys/fs.h"
 #include "src/sys/unique_fd.h"
+
+// Kernel 5.8; older C library headers lack it (mount_id_of falls back to fdinfo).
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
 
 namespace schroot::sys {
 
@@ -154,29 +167,202 @@ std::string unescape_mountinfo(const std::string& s) {
   return out;
 }
 
-bool at_or_below(const std::string& mount_point, const std::string& path) {
-  if (path == "/") return true;
-  return mount_point == path ||
-         (mount_point.size() > path.size() && mount_point.compare(0, path.size(), path) == 0 &&
-          mount_point[path.size()] == '/');
-}
-
 std::string without_trailing_slashes(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   return p;
 }
 
-// Mount points at or below `path`, deepest first; for mounts stacked on one point,
-// the newest (topmost) first.
-std::vector<std::string> mounts_below(const std::string& path) {
-  std::vector<std::string> out;
-  auto all = read_mountinfo();
-  for (auto it = all.rbegin(); it != all.rend(); ++it)
-    if (at_or_below(it->mount_point, path)) out.push_back(it->mount_point);
-  std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
-    return std::count(a.begin(), a.end(), '/') > std::count(b.begin(), b.end(), '/');
-  });
-  return out;
+// The mount id from /proc/self/fdinfo, for kernels before 5.8 (no STATX_MNT_ID).
+int mount_id_from_fdinfo(int fd) {
+  std::istringstream in(read_file("/proc/self/fdinfo/" + std::to_string(fd)));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("mnt_id:", 0) == 0) return std::atoi(line.c_str() + 7);
+  throw SystemError("read the mount id of", fd_path(fd), ENOTSUP);
+}
+
+// `rel` (a directory) below `dirfd`, never through a symlink, a magic link or "..":
+// a directory the tree controls cannot send us elsewhere. O_PATH; -1 with errno.
+int open_dir_beneath(int dirfd, const std::string& rel) {
+  struct open_how how;
+  std::memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  for (int attempt = 0;; ++attempt) {
+    long fd = ::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how);
+    // EAGAIN: a rename somewhere meanwhile; the kernel asks us to try again.
+    if (fd >= 0 || errno != EAGAIN || attempt == 8) return static_cast<int>(fd);
+  }
+}
+
+// Is the filesystem `fd` lies in on a loop device (or a partition of one)?
+bool on_loop_device(int fd) {
+  struct statx sx;
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) != 0) throw SystemError("statx", fd_path(fd), errno);
+  if (sx.stx_dev_major == LOOP_MAJOR) return true;
+  if (sx.stx_dev_major == 0) return false;  // no block device: tmpfs, proc, overlay...
+  // Partitions have another major (blkext): sysfs names the whole device.
+  char link[PATH_MAX];
+  const std::string sys = "/sys/dev/block/" + std::to_string(sx.stx_dev_major) + ":" + std::to_string(sx.stx_dev_minor);
+  const ssize_t n = ::readlink(sys.c_str(), link, sizeof link - 1);
+  if (n <= 0) return false;
+  const std::string target(link, static_cast<std::size_t>(n));
+  return target.find("/block/loop") != std::string::npos;
+}
+
+enum class Outcome { kUnmounted, kBusy, kStale };
+struct Attempt {
+  Outcome outcome;
+  std::string why;
+};
+
+// Unmounts `m` through a checked handle. Its mount point is reached from the holder
+// directory (outside the tree) without following links, and must lead to the mount
+// with m's id, in a directory of mount `dir_mount` (its parent's, or for a mount
+// stacked on its parent's root, the stack's); umount2 then names it as
+// /proc/self/fd/DIR/LEAF: DIR is that checked directory (it pins the parent mount,
+// not `m`), LEAF a mount point, which nobody can rename or replace while it is one.
+// An fd on `m` itself would make it busy: closed before the umount.
+Attempt unmount_checked(int holder_fd, const std::string& holder_path, const MountInfo& m, int dir_mount,
+                        bool lazy) {
+  const std::string prefix = holder_path == "/" ? "/" : holder_path + "/";
+  if (m.mount_point.size() <= prefix.size() || m.mount_point.compare(0, prefix.size(), prefix) != 0)
+    return {Outcome::kStale, "its mount point is not below " + holder_path + " any more"};
+  const std::string rel = m.mount_point.substr(prefix.size());
+  const auto slash = rel.rfind('/');
+  const std::string leaf = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  if (leaf.empty() || leaf == "." || leaf == "..") return {Outcome::kStale, "its mount point has no name"};
+  UniqueFd dir;
+  if (slash != std::string::npos) {
+    dir.reset(open_dir_beneath(holder_fd, rel.substr(0, slash)));
+    if (!dir)
+      return {Outcome::kStale, std::string("its mount point cannot be reached without following a link: ") +
+                                   std::strerror(errno)};
+  }
+  const int dir_fd = dir ? dir.get() : holder_fd;
+  const int found_dir_mount = mount_id_of(dir_fd);
+  if (found_dir_mount != dir_mount)
+    return {Outcome::kStale, "the directory of its mount point lies in mount " + std::to_string(found_dir_mount) +
+                                 ", not in mount " + std::to_string(dir_mount)};
+  {
+    UniqueFd at(::openat(dir_fd, leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!at) return {Outcome::kStale, std::string("open its mount point: ") + std::strerror(errno)};
+    const int at_mount = mount_id_of(at.get());
+    if (at_mount != m.id)
+      return {Outcome::kStale, "its mount point leads to mount " + std::to_string(at_mount)};
+    // Its superblock would outlive the session, and the loop device with it.
+    if (lazy && on_loop_device(at.get())) return {Outcome::kBusy, "busy (a loop device's mount is never detached lazily)"};
+  }
+  const std::string handle = "/proc/self/fd/" + std::to_string(dir_fd) + "/" + leaf;
+  if (::umount2(handle.c_str(), UMOUNT_NOFOLLOW | (lazy ? MNT_DETACH : 0)) == 0) return {Outcome::kUnmounted, ""};
+  if (errno == EBUSY) return {Outcome::kBusy, "busy"};
+  return {Outcome::kStale, std::string("umount: ") + std::strerror(errno)};
+}
+
+Attempt try_unmount(int holder_fd, const std::string& holder_path, const MountInfo& m, int dir_mount, bool lazy) {
+  try {
+    return unmount_checked(holder_fd, holder_path, m, dir_mount, lazy);
+  } catch (const std::exception& e) {
+    return {Outcome::kStale, e.what()};
+  }
+}
+
+// `path` split into its directory, opened (O_PATH; empty when missing), and its last
+// component.
+struct Holder {
+  UniqueFd fd;
+  std::string path;
+  std::string name;
+};
+Holder open_holder(const std::string& path) {
+  Holder h;
+  const auto slash = path.rfind('/');
+  h.path = slash == 0 ? "/" : path.substr(0, slash);
+  h.name = path.substr(slash + 1);
+  h.fd.reset(::open(h.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!h.fd && errno != ENOENT && errno != ENOTDIR) throw SystemError("open", h.path, errno);
+  return h;
+}
+
+// list_mount_tree from an open holder directory.
+MountTree list_tree_at(const Holder& h, const std::string& path) {
+  MountTree t;
+  if (!h.fd) return t;  // no directory, no mounts
+  t.holder = mount_id_of(h.fd.get());
+  UniqueFd at(::openat(h.fd.get(), h.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!at && errno != ENOENT) throw SystemError("open", path, errno);
+  const int top = at ? mount_id_of(at.get()) : t.holder;
+  at.reset();
+
+  const std::vector<MountInfo> all = read_mountinfo();
+  std::unordered_map<int, std::size_t> index;
+  std::unordered_map<int, std::vector<std::size_t>> children;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    index[all[i].id] = i;
+    if (all[i].parent != all[i].id) children[all[i].parent].push_back(i);
+  }
+  std::vector<std::size_t> roots;
+  if (top != t.holder) {
+    // Down the stack at `path` to the mount attached to the holder.
+    int id = top;
+    for (std::size_t hops = 0; hops <= all.size() && index.count(id); ++hops) {
+      const MountInfo& m = all[index[id]];
+      if (m.parent == t.holder) {
+        t.base = id;
+        break;
+      }
+      id = m.parent;
+    }
+    // Not found: the stack changed since we opened it; what we opened is still ours.
+    if (!t.base && index.count(top)) t.base = top;
+    if (t.base) roots.push_back(index[t.base]);
+  } else {
+    // Nothing at `path`: only the holder's direct children need its text, which is
+    // trusted (not inside a tree); their own subtrees go by id.
+    const std::string prefix = path + "/";
+    for (std::size_t i : children[t.holder])
+      if (all[i].mount_point.compare(0, prefix.size(), prefix) == 0) roots.push_back(i);
+    std::reverse(roots.begin(), roots.end());
+  }
+  // Post-order, newest child first: children before parents, upper before lower.
+  std::vector<bool> seen(all.size());
+  for (std::size_t root : roots) {
+    if (seen[root]) continue;
+    seen[root] = true;
+    std::vector<std::pair<std::size_t, std::size_t>> stack{{root, 0}};  // (mount, children visited)
+    while (!stack.empty()) {
+      const std::size_t i = stack.back().first;
+      const std::vector<std::size_t>& kids = children[all[i].id];
+      const std::size_t k = stack.back().second;
+      if (k < kids.size()) {
+        ++stack.back().second;
+        const std::size_t c = kids[kids.size() - 1 - k];
+        if (!seen[c]) {
+          seen[c] = true;
+          stack.emplace_back(c, 0);
+        }
+      } else {
+        t.mounts.push_back(all[i]);
+        stack.pop_back();
+      }
+    }
+  }
+  return t;
+}
+
+// The mount whose directory `m`'s mount point is: its parent's, or for a stack of
+// mounts on one point (each on the root of the one below), the lowest one's parent.
+int mount_point_mount(const MountInfo& m, const std::unordered_map<int, const MountInfo*>& listed) {
+  const MountInfo* cur = &m;
+  for (std::size_t hops = 0; hops <= listed.size(); ++hops) {
+    auto up = listed.find(cur->parent);
+    if (up == listed.end() || up->second->mount_point != cur->mount_point) break;
+    cur = up->second;
+  }
+  return cur->parent;
+}
+
+std::string describe(const MountInfo& m, const std::string& why) {
+  return "mount " + std::to_string(m.id) + " at " + m.mount_point + ": " + why;
 }
 
 }  // namespace
@@ -279,47 +465,91 @@ std::vector<MountInfo> read_mountinfo() {
   return out;
 }
 
-UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top) {
+int mount_id_of(int fd) {
+  struct statx sx;
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) != 0) throw SystemError("statx", fd_path(fd), errno);
+  if (sx.stx_mask & STATX_MNT_ID) return static_cast<int>(sx.stx_mnt_id);
+  return mount_id_from_fdinfo(fd);
+}
+
+MountTree list_mount_tree(const std::string& path) {
+  const std::string top = without_trailing_slashes(path);
+  if (top.empty() || top[0] != '/') throw SystemError("list the mounts at", path, EINVAL);
+  if (top == "/") throw SystemError("list the mounts at", path, EINVAL);
+  return list_tree_at(open_holder(top), top);
+}
+
+UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top,
+                           const std::function<void()>& after_listing) {
   UnmountResult result;
   const std::string top = without_trailing_slashes(path);
   // No canonicalisation: a path inside a chroot may be a symlink to "/".
   if (top.empty() || top[0] != '/' || top == "/") throw SystemError("refusing to unmount everything below", path, EINVAL);
+  const Holder holder = open_holder(top);
   // Several passes: a mount stacked over a parent hides the mounts below it until it
-  // is gone (their umount gives ENOENT), and a child keeps its parent busy. Each pass
-  // reads mountinfo once (it grows with every live session); the read that finds
-  // nothing left is also the final check.
-  for (int pass = 0; pass < 32; ++pass) {
-    auto mounts = mounts_below(top);
-    if (!include_top) mounts.erase(std::remove(mounts.begin(), mounts.end(), top), mounts.end());
+  // is gone, and a mount that no longer matches its listing (renamed meanwhile) is
+  // looked up again. Each pass reads mountinfo once (it grows with every live
+  // session); the read that finds nothing left is also the final check.
+  constexpr int kMaxPasses = 32;
+  constexpr int kMaxStaleRetries = 3;
+  int stale_retries = 0;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    const MountTree tree = list_tree_at(holder, top);
+    if (after_listing) after_listing();
+    std::unordered_map<int, const MountInfo*> listed;
+    std::vector<const MountInfo*> mounts;
+    for (const auto& m : tree.mounts) {
+      listed[m.id] = &m;
+      if (include_top || m.id != tree.base) mounts.push_back(&m);
+    }
     if (mounts.empty()) return result;
     bool progress = false;
-    std::vector<std::string> busy;
-    for (const auto& m : mounts) {
-      if (::umount2(m.c_str(), UMOUNT_NOFOLLOW) == 0) {
+    std::vector<std::pair<const MountInfo*, std::string>> left;
+    std::vector<const MountInfo*> busy;
+    for (const MountInfo* m : mounts) {
+      Attempt a = try_unmount(holder.fd.get(), holder.path, *m, mount_point_mount(*m, listed), /*lazy=*/false);
+      if (a.outcome == Outcome::kUnmounted) {
         progress = true;
-      } else if (errno == EBUSY) {
-        busy.push_back(m);
+        continue;
       }
-      // ENOENT/EINVAL: already gone or hidden for now; anything left is reported.
+      if (a.outcome == Outcome::kBusy) busy.push_back(m);
+      left.emplace_back(m, a.why);
     }
     // Lazily only when a clean pass can do no more: what is still busy is in use.
     if (!progress && allow_lazy) {
-      for (const auto& m : busy) {
-        if (::umount2(m.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+      for (const MountInfo* m : busy) {
+        Attempt a = try_unmount(holder.fd.get(), holder.path, *m, mount_point_mount(*m, listed), /*lazy=*/true);
+        if (a.outcome == Outcome::kUnmounted) {
           progress = true;
           result.lazy_used = true;
+        } else {
+          for (auto& l : left)
+            if (l.first == m) l.second = a.why;
         }
       }
     }
-    if (!progress) {
-      result.still_mounted = mounts;
-      return result;
+    if (progress) continue;
+    // Nothing moved: a mount that did not match may have been renamed meanwhile; look
+    // again a few times before giving up on it.
+    const bool stale = std::any_of(left.begin(), left.end(), [&](const auto& l) {
+      return std::find(busy.begin(), busy.end(), l.first) == busy.end();
+    });
+    if (stale && ++stale_retries <= kMaxStaleRetries) continue;
+    for (const auto& l : left) {
+      result.still_mounted.push_back(l.first->mount_point);
+      result.problems.push_back(describe(*l.first, l.second));
     }
+    return result;
   }
-  result.still_mounted = mounts_below(top);
+  MountTree tree = list_tree_at(holder, top);
+  for (const auto& m : tree.mounts) {
+    if (!include_top && m.id == tree.base) continue;
+    result.still_mounted.push_back(m.mount_point);
+    result.problems.push_back(describe(m, "still mounted after " + std::to_string(kMaxPasses) + " passes"));
+  }
   return result;
 }
 
-bool is_mounted_at_or_below(const std::string& path) { return !mounts_below(without_trailing_slashes(path)).empty(); }
+bool is_mounted_at_or_below(const std::string& path) { return !list_mount_tree(path).mounts.empty(); }
 
 }  // namespace schroot::sys

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -62,16 +63,41 @@ struct MountInfo {
 };
 std::vector<MountInfo> read_mountinfo();
 
+// The mount id of the mount `fd` (any fd, O_PATH too) lies in, as mountinfo numbers it.
+int mount_id_of(int fd);
+
+// The mounts of the tree at `path`, found by mount id and parent id, never by path
+// prefix: the mount attached at `path` (the lowest, whose parent holds `path`'s
+// directory), the mounts stacked on it and all their descendants. When nothing is
+// attached at `path`, the mounts attached below it to the mount holding it, with their
+// descendants. Children come before their parents (so deepest first; of a stack, the
+// upper mount first). `path` is trusted up to its last component (a session's mount
+// location, never a path inside a chroot); below it, directories renamed meanwhile
+// neither hide a mount nor bring in one from outside. One read of /proc/self/mountinfo.
+struct MountTree {
+  int holder = 0;  // the mount holding `path`'s directory
+  int base = 0;    // the lowest mount attached at `path`, 0 when none is
+  std::vector<MountInfo> mounts;
+};
+MountTree list_mount_tree(const std::string& path);
+
 struct UnmountResult {
   bool lazy_used = false;
-  std::vector<std::string> still_mounted;  // mount points left at or below the path
+  std::vector<std::string> still_mounted;  // mount points left, as mountinfo shows them
+  std::vector<std::string> problems;       // why, one each: "mount 57 at /x/proc: busy"
 };
-// Unmounts every mount at or below `path`, deepest first. Already-gone mounts count
-// as done. A busy mount is detached lazily when `allow_lazy`, else reported in
-// still_mounted. Never throws for a mount that cannot be unmounted: it is reported.
-// `path` must be absolute and canonical (it is compared with mountinfo as is); "/" is refused.
-// include_top=false leaves `path` itself mounted (a session's inner mounts only).
-UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top = true);
+// Unmounts the tree list_mount_tree(path) finds, children first, each through a
+// handle checked against its mount id: its mount point is reached from `path`'s
+// directory without following any link and must lead to that very mount; umount2
+// then names it by that checked directory fd, never by a path the tree controls. A
+// mount that no longer matches is looked up again (bounded), then reported. Already-gone
+// mounts count as done. A busy mount is detached lazily when `allow_lazy`, except one
+// of a loop device: its superblock (and the device, with the image) would outlive the
+// session. Never throws for a mount that cannot be unmounted: it is reported. "/" is
+// refused. include_top=false leaves the mount attached at `path` (a session's inner
+// mounts only). `after_listing` runs after each read of the tree (a fault point).
+UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top = true,
+                           const std::function<void()>& after_listing = {});
 bool is_mounted_at_or_below(const std::string& path);
 
 }  // namespace schroot::sys
