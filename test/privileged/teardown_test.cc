@@ -5,8 +5,10 @@
 // released before a session's record goes. The race is made deterministic with the
 // fault points' pause (SCHROOT_PAUSE_AT) and unmount_tree's after_listing hook.
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -439,6 +441,46 @@ TEST_F(TeardownRace, EndKilledAfterTheListingLeavesAnEndableSession) {
   EXPECT_TRUE(session_mounts().empty()) << ::testing::PrintToString(session_mounts());
   EXPECT_TRUE(root_.records().empty());
   EXPECT_TRUE(host_mount_intact());
+}
+
+// A pause would let a user stop a setuid schroot at a point of their choosing (with a
+// root-made half-session, or to widen a race): ignored under AT_SECURE, as kill points.
+TEST(TeardownPause, IsIgnoredWhenSetuid) {
+  TestRoot root;
+  const std::string tree = root.make_tree("bb");
+  root.write_config("[bb]\ntype=directory\ndirectory=" + tree + "\nprofile=minimal\nusers=nobody\n");
+  schroot::test::SetuidCopy binary;
+  struct passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  const uid_t uid = pw->pw_uid;
+  const gid_t gid = pw->pw_gid;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  // Should it pause anyway, this answers (so the test ends) and records it.
+  std::string paused;
+  std::thread watcher([&] {
+    struct pollfd p = {sv[0], POLLIN, 0};
+    char buf[256];
+    if (::poll(&p, 1, 60000) == 1) {
+      ssize_t n = ::read(sv[0], buf, sizeof buf);
+      if (n > 0) {
+        paused.assign(buf, static_cast<size_t>(n));
+        (void)!::send(sv[0], "c", 1, MSG_NOSIGNAL);
+      }
+    }
+  });
+  auto r = schroot::test::run_program(
+      binary.path(), {"-c", "bb", "-d", "/", "--", "true"},
+      {"SCHROOT_PAUSE_AT=begin:10mount", "SCHROOT_PAUSE_FD=3"}, "", [&] {
+        if (::dup2(sv[1], 3) != 3 || ::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
+          ::_exit(99);
+      });
+  ::close(sv[1]);
+  ::shutdown(sv[0], SHUT_RDWR);  // wakes the watcher
+  watcher.join();
+  ::close(sv[0]);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(paused, "");
 }
 
 }  // namespace
