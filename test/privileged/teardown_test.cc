@@ -316,6 +316,7 @@ TEST_F(TeardownLoop, DetachReturnsOnlyOnceTheDeviceIsUnbound) {
 
 namespace {
 
+using schroot::sys::run;
 using schroot::test::TestRoot;
 using schroot::test::trim;
 
@@ -441,6 +442,39 @@ TEST_F(TeardownRace, EndKilledAfterTheListingLeavesAnEndableSession) {
   EXPECT_TRUE(session_mounts().empty()) << ::testing::PrintToString(session_mounts());
   EXPECT_TRUE(root_.records().empty());
   EXPECT_TRUE(host_mount_intact());
+}
+
+// A loopback session whose image filesystem somebody outside still uses (an open file
+// under the mount location): -e must not detach it lazily and let the record and claim
+// go while the superblock and the loop device live on (a second read-write mount of
+// the image could come in). It fails and marks the session broken; once the file is
+// closed, -e ends it and the device is gone.
+TEST(TeardownLoopSession, BusyImageMakesTheEndFailUntilItIsReallyReleased) {
+  TestRoot root;
+  const std::string tree = root.make_tree("bb");
+  const std::string image = root.root() + "/srv/bb.img";
+  ASSERT_EQ(run("mke2fs -q -F -t ext4 -d " + tree + " " + image + " 16M >/dev/null"), 0);
+  struct stat st;
+  ASSERT_EQ(::stat(image.c_str(), &st), 0);
+  root.write_config("[img]\ntype=loopback\nfile=" + image + "\nprofile=minimal\n");
+  ASSERT_EQ(root.schroot({"-c", "img", "-b", "-n", "s1"}).status, 0);
+  const std::string location = root.run_dir() + "/mount/s1";
+  schroot::sys::UniqueFd held(::open((location + "/etc/held").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+  ASSERT_TRUE(held) << std::strerror(errno);
+
+  auto busy = root.schroot({"-c", "s1", "-e"});
+  EXPECT_NE(busy.status, 0);
+  EXPECT_NE(busy.err.find("marked broken"), std::string::npos) << busy.err;
+  EXPECT_EQ(busy.err.find("was busy; detached lazily"), std::string::npos) << busy.err;
+  EXPECT_EQ(root.records(), std::vector<std::string>{"s1"});
+  EXPECT_EQ(schroot::sys::loops_backed_by(st.st_dev, st.st_ino).size(), 1u);
+
+  held.reset();
+  auto end = root.schroot({"-c", "s1", "-e"});
+  EXPECT_EQ(end.status, 0) << end.err;
+  EXPECT_TRUE(root.records().empty());
+  EXPECT_TRUE(schroot::sys::loops_backed_by(st.st_dev, st.st_ino).empty());
+  EXPECT_TRUE(root.mounts_below_root().empty()) << ::testing::PrintToString(root.mounts_below_root());
 }
 
 // A pause would let a user stop a setuid schroot at a point of their choosing (with a
