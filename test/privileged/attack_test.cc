@@ -52,25 +52,7 @@ class Attack : public ::testing::Test {
     nobody_ = pw->pw_uid;
     nogroup_ = pw->pw_gid;
     tree_ = root_.make_tree("bb");
-    binary_ = setuid_copy();
     config("");
-  }
-  void TearDown() override {
-    unlink(binary_.c_str());
-    rmdir(binary_dir_.c_str());
-  }
-  // The user runs its own setuid copy, from a directory it can reach wherever the
-  // checkout is (a 0700 /root/... included).
-  std::string setuid_copy() {
-    char dir[] = "/tmp/schroot-attack-XXXXXX";
-    if (!mkdtemp(dir)) return "";
-    chmod(dir, 0755);
-    binary_dir_ = dir;
-    const std::string copy = binary_dir_ + "/schroot";
-    std::ifstream in(SCHROOT_UNDER_TEST, std::ios::binary);
-    std::ofstream(copy, std::ios::binary) << in.rdbuf();
-    chmod(copy.c_str(), 04755);
-    return copy;
   }
   void config(const std::string& extra) {
     root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ +
@@ -108,7 +90,9 @@ class Attack : public ::testing::Test {
   }
 
   TestRoot root_;
-  std::string tree_, binary_, binary_dir_;
+  schroot::test::SetuidCopy setuid_;  // reachable by nobody from any checkout
+  const std::string& binary_ = setuid_.path();
+  std::string tree_;
   uid_t nobody_ = 0;
   gid_t nogroup_ = 0;
 };
@@ -150,6 +134,10 @@ TEST_F(Attack, RunSessionRefusesAProcessThatTookADeadAutomaticSessionsPid) {
   const SessionRecord before = record(id);
   ASSERT_TRUE(before.automatic);
   ASSERT_EQ(before.pid, owner);
+  // The command it runs (sleep) outlives it, in the session's namespace.
+  const std::string children = read_text("/proc/" + std::to_string(owner) + "/task/" + std::to_string(owner) + "/children");
+  const pid_t command = static_cast<pid_t>(std::atoi(children.c_str()));
+  ASSERT_GT(command, 0);
   kill(owner, SIGKILL);
   waitpid(owner, nullptr, 0);
 
@@ -184,6 +172,37 @@ TEST_F(Attack, RunSessionRefusesAProcessThatTookADeadAutomaticSessionsPid) {
   // The stale session goes with --recover-session, the command it left included.
   auto rec = as_nobody({"--recover-session", "-c", id});
   EXPECT_EQ(rec.status, 0) << rec.err;
+  EXPECT_TRUE(root_.records().empty());
+  EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
+  EXPECT_TRUE(wait_until([&] {
+    const std::string stat = read_text("/proc/" + std::to_string(command) + "/stat");
+    return stat.empty() || stat.find(") Z ") != std::string::npos;
+  }, 5)) << "the command left in the stale session still runs";
+}
+
+// Finding 1: an automatic session whose process died is stale even while a command
+// that joined it (-r) runs on there, holding its lock: recovery ends that command.
+TEST_F(Attack, RecoveryEndsWhatStillRunsInADeadAutomaticSession) {
+  pid_t owner = spawn_as_nobody({"-c", "bb", "-d", "/", "--", "sleep", "1000"});
+  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }));
+  const std::string id = root_.records()[0];
+  pid_t joined = spawn_as_nobody({"-r", "-c", id, "-d", "/", "--", "sh", "-c", "touch /tmp/joined; exec sleep 1000"});
+  ASSERT_TRUE(wait_until([&] { return path_exists(root_.state() + "/union/overlay/" + id + "/upper/tmp/joined"); }));
+  kill(owner, SIGKILL);
+  waitpid(owner, nullptr, 0);
+
+  const auto start = Clock::now();
+  auto rec = as_nobody({"--recover-session", "-c", id, "--session-lock-timeout", "15"});
+  const auto took = Clock::now() - start;
+
+  const bool joined_ended = wait_until([&] { return waitpid(joined, nullptr, WNOHANG) == joined; }, 5);
+  if (!joined_ended) {
+    kill(joined, SIGKILL);
+    waitpid(joined, nullptr, 0);
+  }
+  EXPECT_TRUE(joined_ended) << "the joined command still runs";
+  EXPECT_EQ(rec.status, 0) << rec.err;
+  EXPECT_LT(took, std::chrono::seconds(10)) << "waited for the joined command instead of ending it";
   EXPECT_TRUE(root_.records().empty());
   EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
 }
