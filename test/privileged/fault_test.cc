@@ -103,7 +103,7 @@ class Fault : public ::testing::Test {
 const char* const kBeginPoints[] = {"begin:written", "begin:00device", "begin:10mount", "begin:15hook",
                                     "begin:20fstab", "begin:21copyfiles", "begin:22nssdatabases",
                                     "begin:50chrootname", "begin:done", "begin:active"};
-const char* const kEndPoints[] = {"end:ending", "end:undo", "end:undone"};
+const char* const kEndPoints[] = {"end:ending", "end:unmount-listed", "end:undo", "end:undone"};
 const char* const kChroots[] = {"dir", "ovl", "img"};
 
 TEST_F(Fault, KillAtEveryFailPointOfBeginAndEndLeaksNothing) {
