@@ -36,6 +36,13 @@ struct SessionContext {
   // loopback: the image, opened once by plan_device (which sees a const context) so
   // that the undo step's dev/ino and the attached loop device are of this very file.
   mutable sys::UniqueFd image;
+
+  // Closes what the context holds open. Before a rollback: its detach waits for the
+  // device to be free, which our own open loop device would never be.
+  void release_devices() {
+    loop.reset();
+    image.reset();
+  }
 };
 
 class SourceBackend {

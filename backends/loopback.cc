@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -69,12 +70,26 @@ sys::UniqueFd attach_location(const SessionContext& ctx, sys::UniqueFd image_mou
 }
 }  // namespace
 
+// The label that tells this session's loop device from another session's of the same
+// image: lo_file_name keeps 63 bytes, and ids may be longer (up to 200), so a longer id
+// keeps its head and gets a hash of the whole id, instead of being cut to a prefix
+// two sessions could share.
+std::string loop_label(const std::string& session_id) {
+  constexpr size_t kMax = 63;
+  if (session_id.size() <= kMax) return session_id;
+  uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (unsigned char c : session_id) h = (h ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return session_id.substr(0, kMax - 17) + "~" + hex;
+}
+
 void LoopbackBackend::plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const {
   ctx.image = open_image(ctx.def, attach_read_only(ctx));
   struct stat st;
   if (::fstat(ctx.image.get(), &st) != 0) throw SystemError("stat", ctx.def.file, errno);
   UndoStep u{UndoStep::Op::kDetachLoop, "", ctx.def.file, static_cast<uint64_t>(st.st_dev),
-             static_cast<uint64_t>(st.st_ino), ctx.id, "00device"};
+             static_cast<uint64_t>(st.st_ino), loop_label(ctx.id), "00device"};
   undo.push_back(u);
 }
 
@@ -88,7 +103,7 @@ void LoopbackBackend::attach_device(SessionContext& ctx) const {
   if (!ctx.image) ctx.image = open_image(ctx.def, attach_read_only(ctx));
   sys::LoopDevice::Options opts;
   opts.read_only = attach_read_only(ctx);
-  opts.label = ctx.id;
+  opts.label = loop_label(ctx.id);
   ctx.loop.emplace(sys::LoopDevice::attach_fd(ctx.image.get(), ctx.def.file, opts));
   ctx.mount_device = ctx.loop->path();
 }

@@ -726,6 +726,7 @@ static Begun start_session(SessionTransaction& tx, const Paths& paths,
   } catch (const std::exception& e) {
     log_error(e.what());
     // Roll back: setup-stop with status fail, undo in reverse, no record left.
+    ctx.release_devices();
     try {
       tx.finish(*b.session_lock, r, def, "fail", target, caller, !automatic);
     } catch (const std::exception& rollback) {

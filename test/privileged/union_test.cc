@@ -168,6 +168,36 @@ TEST_F(Union, CorruptImageReleasesItsLoopDevice) {
   expect_no_leaks();
 }
 
+// A hook failing between the device and mount stages (05fail) rolls back a loopback
+// session completely: its loop device is released, not waited on until it breaks.
+TEST_F(Union, HookFailingAfterTheDeviceStageReleasesTheLoopDevice) {
+  make_image();
+  root_.add_hook("05fail", "#!/bin/sh\n[ \"$1\" = setup-start ] && exit 1\nexit 0\n");
+
+  auto r = root_.schroot({"-c", "img", "-b", "-n", "f"});
+
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err.find("broken"), std::string::npos) << r.err;
+  expect_no_leaks();
+}
+
+// Two sessions of one image with ids that share their first 63 bytes (the loop
+// device label's room) each end their own device only.
+TEST_F(Union, LongSessionIdsSharingAPrefixEndTheirOwnLoopDevices) {
+  make_image();
+  const std::string prefix(70, 'x');
+  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", prefix + "1"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", prefix + "2"}).status, 0);
+
+  auto e1 = root_.schroot({"-c", prefix + "1", "-e"});
+  auto r2 = root_.schroot({"-c", prefix + "2", "-r", "-d", "/", "--", "test", "-x", "/bin/busybox"});
+
+  EXPECT_EQ(e1.status, 0) << e1.err;
+  EXPECT_EQ(r2.status, 0) << r2.err;
+  EXPECT_EQ(root_.schroot({"-c", prefix + "2", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
 }  // namespace (fixture)
 
 namespace {
