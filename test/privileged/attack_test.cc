@@ -422,4 +422,18 @@ TEST_F(Attack, CallersUmaskReachesTheCommandOnly) {
   EXPECT_EQ(trim(r.out), "600\n755") << r.err;
 }
 
+// Finding 9. --all-sessions gives every session its turn, whatever error stopped
+// one (here a record that cannot be read at all: a directory in its place).
+TEST_F(Attack, EndAllSessionsGoesOnPastASessionThatFailsWithASystemError) {
+  ASSERT_EQ(mkdir((root_.state() + "/session/aaa-unreadable").c_str(), 0755), 0);
+  ASSERT_EQ(as_nobody({"-c", "bb", "-b", "-n", "zzz"}).status, 0);
+
+  auto e = schroot::test::run_program(SCHROOT_UNDER_TEST, {"-e", "--all-sessions"}, {});
+
+  EXPECT_EQ(e.status, 1) << "the unreadable record is reported";
+  EXPECT_NE(e.err.find("aaa-unreadable"), std::string::npos) << e.err;
+  EXPECT_EQ(root_.records(), std::vector<std::string>{"aaa-unreadable"}) << "zzz was not ended";
+  rmdir((root_.state() + "/session/aaa-unreadable").c_str());
+}
+
 }  // namespace
