@@ -263,12 +263,9 @@ TEST_F(Location, UserSessionOnAnImageWithAnEscapingLocationStaysInTheImage) {
   ASSERT_NE(pw, nullptr);
   const uid_t uid = pw->pw_uid;
   const gid_t gid = pw->pw_gid;
-  const std::string binary = root_.root() + "/schroot-setuid";
-  {
-    std::ifstream in(SCHROOT_UNDER_TEST, std::ios::binary);
-    std::ofstream(binary, std::ios::binary) << in.rdbuf();
-  }
-  ASSERT_EQ(::chmod(binary.c_str(), 04755), 0);
+  // Its own copy, reachable by nobody from any checkout (TEST_ROOT may not be).
+  schroot::test::SetuidCopy copy;
+  const std::string& binary = copy.path();
   tree_in_image("", "image root");
   symlink_in_image("/sub", "/");
   make_image();
