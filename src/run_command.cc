@@ -215,14 +215,26 @@ int run_in_chroot(const RunSpec& spec, char** caller_env) {
   fwd.sa_handler = forward_signal;
   ign.sa_handler = SIG_IGN;
   const std::vector<gid_t> groups = host_groups(spec.target);
+  // Held until the handlers below are in place: the command may signal us at once
+  // (`kill $PPID`), and a SIGTERM then would kill schroot and strand the session. The
+  // child unblocks them just before execve.
+  sigset_t held, old_mask;
+  ::sigemptyset(&held);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaddset(&held, sig);
+  ::sigprocmask(SIG_BLOCK, &held, &old_mask);
   pid_t pid = ::fork();
-  if (pid < 0) throw SystemError("fork", "", errno);
+  if (pid < 0) {
+    const int err = errno;
+    ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    throw SystemError("fork", "", err);
+  }
   if (pid == 0) exec_child(spec, groups, caller_env);
   g_child = pid;
   // SIGINT reaches the child from the terminal; SIGTERM/SIGHUP are forwarded.
   ::sigaction(SIGINT, &ign, &old_int);
   ::sigaction(SIGTERM, &fwd, &old_term);
   ::sigaction(SIGHUP, &fwd, &old_hup);
+  ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
