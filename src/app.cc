@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <ctime>
 #include <optional>
-#include <sys/wait.h>
 #include <iostream>
 
 #include "backends/registry.h"
@@ -20,6 +19,7 @@
 #include "src/output.h"
 #include "src/run_command.h"
 #include "src/session.h"
+#include "src/sys/command.h"
 
 extern char** environ;
 
@@ -142,20 +142,16 @@ int session_action(const Request& req, const ChrootSet& chroots, SessionManager&
           status = sessions.automatic(t, sreq);
         } else {
           // Each automatic session gets its own mount namespace: run it in a child.
-          pid_t pid = ::fork();
-          if (pid < 0) throw SystemError("fork", "", errno);
-          if (pid == 0) {
+          sys::Child child = sys::Child::fork_function([&] {
             try {
-              ::_exit(sessions.automatic(t, sreq));
+              return sessions.automatic(t, sreq);
             } catch (const std::exception& e) {
               log_error(e.what());
-              ::_exit(1);
+              return 1;
             }
-          }
-          int ws = 0;
-          while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-          }
-          status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 1;
+          });
+          const sys::ExitStatus s = child.wait();
+          status = s.exited ? s.code : 1;
         }
       }
       return status;

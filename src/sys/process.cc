@@ -8,15 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <memory>
 
 #include "src/error.h"
+#include "src/sys/command.h"
 #include "src/sys/unique_fd.h"
 
 namespace schroot::sys {
@@ -24,10 +23,6 @@ namespace schroot::sys {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// glibc 2.36 has pidfd wrappers only in <sys/pidfd.h>, which lacks extern "C".
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int pidfd_send_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
 
 // The root directory of `pid`, opened through the /proc magic link (which needs no
 // path text and works whatever our own root is); empty when the process is gone, a
@@ -85,7 +80,7 @@ void add_targets(const ProcessTest& member, std::vector<Target>& targets) {
   for (pid_t pid : processes_where(member)) {
     if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.pid == pid && !t.gone; }))
       continue;
-    UniqueFd fd(pidfd_open(pid));
+    UniqueFd fd = open_pidfd(pid);
     if (!fd || !member(pid)) continue;
     targets.push_back(Target{pid, std::move(fd)});
   }
@@ -94,7 +89,7 @@ void add_targets(const ProcessTest& member, std::vector<Target>& targets) {
 void signal_all(std::vector<Target>& targets, int sig) {
   for (auto& t : targets) {
     if (t.gone) continue;
-    if (pidfd_send_signal(t.pidfd.get(), sig) == 0)
+    if (signal_pidfd(t.pidfd.get(), sig) == 0)
       t.signalled = true;
     else if (errno == ESRCH)
       t.gone = true;
@@ -121,102 +116,7 @@ bool wait_gone(std::vector<Target>& targets, Clock::time_point deadline) {
   }
 }
 
-std::vector<char*> c_strings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
-[[noreturn]] void exec_child(const std::vector<char*>& argv, const std::vector<char*>& envp, int out_fd, int err_fd) {
-  // Only async-signal-safe calls from here: the parent may have other threads.
-  if (out_fd >= 0 && (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(out_fd, STDERR_FILENO) < 0)) {
-    int e = errno;
-    (void)!::write(err_fd, &e, sizeof e);
-    ::_exit(127);
-  }
-  sigset_t none;
-  ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::signal(SIGPIPE, SIG_DFL);  // an ignored SIGPIPE would survive execve
-  ::execve(argv[0], argv.data(), envp.data());
-  int e = errno;
-  (void)!::write(err_fd, &e, sizeof e);
-  ::_exit(127);
-}
-
-void read_until_eof(int fd, std::string& out) {
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-}
-
 }  // namespace
-
-std::string ExitStatus::describe() const {
-  if (exited) return "exited with status " + std::to_string(code);
-  const char* abbrev = ::sigabbrev_np(signal);
-  std::string s = "killed by signal " + std::to_string(signal);
-  if (abbrev) s += std::string(" (SIG") + abbrev + ")";
-  if (core) s += " (core dumped)";
-  return s;
-}
-
-ExitStatus to_exit_status(int status) {
-  ExitStatus s;
-  if (WIFEXITED(status)) {
-    s.exited = true;
-    s.code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    s.signal = WTERMSIG(status);
-    s.core = WCOREDUMP(status);
-  }
-  return s;
-}
-
-ExitStatus wait_for(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw SystemError("wait for", std::to_string(pid), errno);
-  }
-  return to_exit_status(status);
-}
-
-ExitStatus run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                       std::string* captured_output) {
-  if (argv.empty() || argv[0].empty() || argv[0][0] != '/')
-    throw SystemError("execute (not an absolute path)", argv.empty() ? "" : argv[0], EINVAL);
-  const auto args = c_strings(argv);
-  const auto envp = c_strings(env);
-  int p[2];
-  // CLOEXEC: a successful execve closes the write end, so EOF there means "it ran".
-  if (::pipe2(p, O_CLOEXEC) != 0) throw SystemError("pipe for", argv[0], errno);
-  UniqueFd err_r(p[0]), err_w(p[1]);
-  UniqueFd out_r, out_w;
-  if (captured_output) {
-    if (::pipe2(p, O_CLOEXEC) != 0) throw SystemError("pipe for", argv[0], errno);
-    out_r.reset(p[0]);
-    out_w.reset(p[1]);
-  }
-  const pid_t pid = ::fork();
-  if (pid < 0) throw SystemError("fork for", argv[0], errno);
-  if (pid == 0) exec_child(args, envp, out_w.get(), err_w.get());
-  err_w.reset();
-  out_w.reset();
-  if (captured_output) read_until_eof(out_r.get(), *captured_output);
-  int exec_errno = 0;
-  ssize_t n;
-  do {
-    n = ::read(err_r.get(), &exec_errno, sizeof exec_errno);
-  } while (n < 0 && errno == EINTR);
-  ExitStatus status = wait_for(pid);
-  if (n == static_cast<ssize_t>(sizeof exec_errno)) throw SystemError("execute", argv[0], exec_errno);
-  return status;
-}
 
 std::optional<DirIdentity> identity_of(int fd) {
   struct statx stx;

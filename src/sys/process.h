@@ -1,5 +1,5 @@
-// Processes: running a program from an argv vector (never a shell), waiting, and
-// finding and ending the processes whose root directory is a session's root.
+// Processes: finding and ending the processes whose root directory is a session's
+// root (starting and waiting for them is src/sys/command.h).
 #pragma once
 
 #include <sys/types.h>
@@ -14,26 +14,6 @@
 #include "src/sys/unique_fd.h"
 
 namespace schroot::sys {
-
-struct ExitStatus {
-  bool exited = false;  // true: `code` is valid; false: killed by `signal`
-  int code = 0;
-  int signal = 0;
-  bool core = false;
-  // "exited with status 3", "killed by signal 9 (Killed)", "... (core dumped)".
-  std::string describe() const;
-  bool success() const { return exited && code == 0; }
-};
-ExitStatus to_exit_status(int wait_status);
-
-// waitpid, retried on EINTR. Throws SystemError("wait for", pid, errno).
-ExitStatus wait_for(pid_t pid);
-
-// fork + execve(argv[0], argv, env): argv[0] must be a path. With `captured_output`,
-// the child's stdout and stderr go there (read until EOF); else they are inherited.
-// A failing execve throws SystemError("execute", argv[0], errno) in the caller.
-ExitStatus run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                       std::string* captured_output = nullptr);
 
 // The identity of a directory as a process's root: device and inode, and the mount it
 // was reached through (0 where the kernel does not say), which tells apart bind mounts

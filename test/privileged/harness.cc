@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+// For wait_until, has_open and Background.
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstring>
@@ -14,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "src/sys/command.h"
 #include "src/sys/fs.h"
 #include "src/sys/mount.h"
 #include "src/sys/process.h"
@@ -141,17 +144,24 @@ RunResult TestRoot::schroot(const std::vector<std::string>& args, const std::vec
   return run_program(SCHROOT_UNDER_TEST, args, env, stdin_text);
 }
 
+sys::Command program_command(const std::string& binary, const std::vector<std::string>& args,
+                             const std::vector<std::string>& env) {
+  sys::Command cmd;
+  cmd.argv = {binary};
+  cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+  cmd.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb"};
+  cmd.env.insert(cmd.env.end(), env.begin(), env.end());
+  return cmd;
+}
+
 void exec_program(const std::string& binary, const std::vector<std::string>& args,
                   const std::vector<std::string>& env) {
-  std::vector<std::string> argv_s{binary};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  sys::Command cmd = program_command(binary, args, env);
   std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
+  for (auto& a : cmd.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env_s{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb"};
-  env_s.insert(env_s.end(), env.begin(), env.end());
   std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
+  for (auto& e : cmd.env) envp.push_back(e.data());
   envp.push_back(nullptr);
   ::execve(argv[0], argv.data(), envp.data());
   ::_exit(127);
@@ -160,49 +170,32 @@ void exec_program(const std::string& binary, const std::vector<std::string>& arg
 RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
                       const std::vector<std::string>& env, const std::string& stdin_text,
                       const std::function<void()>& in_child) {
-  int out_pipe[2], err_pipe[2], in_pipe[2];
-  must(::pipe2(out_pipe, O_CLOEXEC) == 0 && ::pipe2(err_pipe, O_CLOEXEC) == 0 && ::pipe2(in_pipe, O_CLOEXEC) == 0,
-       "pipe");
-  pid_t pid = ::fork();
-  must(pid >= 0, "fork");
-  if (pid == 0) {
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    if (::chdir("/") != 0) ::_exit(126);
+  int in_pipe[2];
+  must(::pipe2(in_pipe, O_CLOEXEC) == 0, "pipe");
+  sys::UniqueFd in_r(in_pipe[0]), in_w(in_pipe[1]);
+  sys::Command cmd = program_command(binary, args, env);
+  cmd.in = sys::Stream::fd(in_r.get());
+  cmd.out = sys::Stream::pipe();
+  cmd.err = sys::Stream::pipe();
+  cmd.before_exec = [&in_child](sys::ExecTarget&) {
+    if (::chdir("/") != 0) return 1;
     if (in_child) in_child();
-    exec_program(binary, args, env);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  ::close(in_pipe[0]);
+    return 0;
+  };
+  sys::Child child = sys::Child::spawn(cmd);
+  in_r.reset();
   if (!stdin_text.empty()) {
-    ssize_t ignored = ::write(in_pipe[1], stdin_text.data(), stdin_text.size());
+    ssize_t ignored = ::write(in_w.get(), stdin_text.data(), stdin_text.size());
     (void)ignored;
   }
-  ::close(in_pipe[1]);
+  in_w.reset();
   RunResult r;
-  struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  char buf[4096];
-  while (open_fds > 0) {
-    if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
-      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (auto failure = child.started())
+    r.err = "cannot start " + binary + " (step " + std::to_string(failure->step) + "): " + std::strerror(failure->error);
+  const sys::ExitStatus status = child.wait([&r](int stream, std::string_view data) {
+    (stream == STDOUT_FILENO ? r.out : r.err).append(data);
+  });
+  r.status = status.exited ? status.code : 128 + status.signal;
   return r;
 }
 
@@ -269,6 +262,96 @@ std::string trim(std::string s) {
 bool path_exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+
+bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    ::usleep(5000);
+  }
+  return true;
+}
+
+bool has_open(pid_t pid, const std::string& path) {
+  struct stat want;
+  if (::stat(path.c_str(), &want) != 0) return false;
+  const std::string fds = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(fds.c_str());
+  if (!d) return false;
+  bool found = false;
+  while (struct dirent* e = ::readdir(d)) {
+    struct stat st;
+    if (e->d_name[0] != '.' && ::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && st.st_dev == want.st_dev &&
+        st.st_ino == want.st_ino)
+      found = true;
+  }
+  ::closedir(d);
+  return found;
+}
+
+Background::Background(const std::string& binary, const std::vector<std::string>& args,
+                       const std::vector<std::string>& env) {
+  int in_pipe[2], out_pipe[2];
+  must(::pipe2(in_pipe, O_CLOEXEC) == 0 && ::pipe2(out_pipe, O_CLOEXEC) == 0, "pipe");
+  sys::UniqueFd in_r(in_pipe[0]), out_w(out_pipe[1]);
+  in_ = sys::UniqueFd(in_pipe[1]);
+  out_ = sys::UniqueFd(out_pipe[0]);
+  pid_ = ::fork();
+  must(pid_ >= 0, "fork");
+  if (pid_ == 0) {
+    ::dup2(in_r.get(), 0);
+    ::dup2(out_w.get(), 1);
+    // The test runner may ignore these; schroot must see them as a shell's child would.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_DFL);
+    if (::chdir("/") != 0) ::_exit(126);
+    exec_program(binary, args, env);
+  }
+}
+
+Background::~Background() {
+  if (pid_ > 0) wait(std::chrono::milliseconds(0));
+}
+
+std::optional<std::string> Background::read_line(std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    const auto nl = buffered_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !out_) return std::nullopt;
+    struct pollfd p = {out_.get(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return std::nullopt;
+    char buf[4096];
+    const ssize_t n = ::read(out_.get(), buf, sizeof buf);
+    if (n <= 0) return std::nullopt;
+    buffered_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void Background::close_stdin() { in_.reset(); }
+
+int Background::wait(std::chrono::milliseconds deadline) {
+  if (pid_ <= 0) return -1;
+  int ws = 0;
+  const bool ended = wait_until([&] { return ::waitpid(pid_, &ws, WNOHANG) == pid_; }, deadline);
+  if (!ended) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_ = -1;
+  in_.reset();
+  out_.reset();
+  if (!ended) return -1;
+  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
 }  // namespace schroot::test

@@ -6,12 +6,16 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "src/sys/command.h"
 #include "src/sys/process.h"
+#include "src/sys/unique_fd.h"
 
 namespace schroot::test {
 
@@ -67,8 +71,13 @@ class SetuidCopy {
   std::string dir_, path_;
 };
 
-// Runs binary with args (PATH and env as its whole environment), feeding stdin_text;
-// in_child runs in the child before exec (dropping privileges, say).
+// binary with args as a command: argv [binary, args...]; the environment PATH and
+// TERM, then env. Streams are inherited and other descriptors closed, unless the
+// caller says otherwise; start it with sys::Child::spawn.
+sys::Command program_command(const std::string& binary, const std::vector<std::string>& args,
+                             const std::vector<std::string>& env);
+// Runs program_command(binary, args, env) in /, feeding stdin_text; in_child runs in
+// the child before exec (dropping privileges, say). Waits until its output ends.
 RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
                       const std::vector<std::string>& env, const std::string& stdin_text = "",
                       const std::function<void()>& in_child = {});
@@ -87,5 +96,39 @@ std::string read_text(const std::string& path);
 // Without the trailing newlines and spaces of a command's output.
 std::string trim(std::string s);
 bool path_exists(const std::string& path);
+
+// Polls `ready` every few milliseconds until it holds (true) or `deadline` has passed
+// (false). Every wait in a test has a deadline: a begin that fails must fail the
+// test, never hang `make check`.
+bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds deadline);
+// Is `path` (by device and inode) one of process `pid`'s open files? A process
+// waiting for a lock has its lock file open.
+bool has_open(pid_t pid, const std::string& path);
+
+// A program (the schroot under test, say) running in the background, its stdin and
+// stdout pipes that the test holds; its stderr is the test's. A command in the chroot
+// says it is ready by printing a line and ends when the test closes its stdin
+// (`sh -c 'echo ready; read x'`): pipes, not sleeps.
+class Background {
+ public:
+  Background(const std::string& binary, const std::vector<std::string>& args,
+             const std::vector<std::string>& env = {});
+  ~Background();  // SIGKILLs and reaps it if it still runs
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  pid_t pid() const { return pid_; }
+  // The next line it printed, without the newline; nullopt when its output ended or
+  // no whole line came before the deadline.
+  std::optional<std::string> read_line(std::chrono::milliseconds deadline);
+  void close_stdin();
+  // Its exit status (or 128+signal); -1 when it had not ended by the deadline, and
+  // then it is SIGKILLed and reaped.
+  int wait(std::chrono::milliseconds deadline);
+
+ private:
+  pid_t pid_ = -1;
+  sys::UniqueFd in_, out_;
+  std::string buffered_;
+};
 
 }  // namespace schroot::test

@@ -1,0 +1,516 @@
+#include "src/sys/command.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "src/error.h"
+
+namespace schroot::sys {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// After the program exited, one poll waits this long for more output before we stop.
+constexpr int kDrainPollMs = 20;
+// Without a pidfd, how often we check whether the child has exited.
+constexpr int kWaitPollMs = 50;
+
+// Everything the child of spawn() uses, built before fork: the child only reads it.
+struct ChildPlan {
+  std::vector<std::string> argv_s, env_s;
+  std::vector<char*> argv_p, env_p;
+  std::string path;
+  // dup2(from, to), in order. Each `from` is above every `to` (except stderr
+  // following an inherited stdout), so no move overwrites a later move's source.
+  struct Move {
+    int from, to;
+  };
+  std::vector<Move> moves;
+  int status_w = -1;
+  bool close_other_fds = true;
+  sigset_t to_default;  // ignored signals that get their default action
+  const BeforeExec* before_exec = nullptr;
+};
+
+std::vector<char*> pointers_to(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// ---- the child side: async-signal-safe calls only, nothing allocated -------------------
+
+[[noreturn]] void report_failure(int status_w, int step, int err, int which) {
+  ChildFailure f{step, err, which};
+  (void)!::write(status_w, &f, sizeof f);
+  ::_exit(127);
+}
+
+// Caught signals would run our handlers in the child until execve resets them;
+// ignored ones would survive execve.
+void reset_signals(const sigset_t& to_default) {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction old;
+    if (::sigaction(sig, nullptr, &old) != 0) continue;  // glibc's own real-time signals
+    const bool caught = (old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
+    const bool ignored = !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN;
+    if (!caught && !(ignored && ::sigismember(&to_default, sig))) continue;
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(sig, &dfl, nullptr);
+  }
+}
+
+// close_range's CLOEXEC form keeps the status pipe open until execve succeeds.
+void close_other_fds_at_exec() {
+  if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+  for (int fd = STDERR_FILENO + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // kernels before 5.11
+}
+
+[[noreturn]] void exec_child(const ChildPlan& plan) {
+  reset_signals(plan.to_default);
+  if (plan.close_other_fds) close_other_fds_at_exec();
+  // dup2 clears FD_CLOEXEC on the copy: these stay open across execve.
+  for (const auto& m : plan.moves)
+    if (::dup2(m.from, m.to) < 0) report_failure(plan.status_w, kRedirectStep, errno, 0);
+  ExecTarget target{plan.path.c_str(), plan.argv_p.data(), plan.env_p.data(), 0};
+  if (plan.before_exec && *plan.before_exec) {
+    const int step = (*plan.before_exec)(target);
+    if (step != 0) report_failure(plan.status_w, step, errno, target.which);
+  }
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(target.path, target.argv, target.envp);
+  report_failure(plan.status_w, kExecStep, errno, target.which);
+}
+
+// ---- the parent side --------------------------------------------------------------------
+
+// The one fork in the tree. Every signal is blocked across it, so no handler of ours
+// runs in the child before it has set its signals up; `saved` gets our mask.
+pid_t fork_with_signals_blocked(sigset_t& saved) {
+  sigset_t all;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &saved);
+  const pid_t pid = ::fork();
+  const int err = errno;
+  if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  errno = err;
+  return pid;
+}
+
+// A close-on-exec copy of `fd` numbered at least `min`.
+UniqueFd copy_at_least(int fd, int min, const std::string& what) {
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, min));
+  if (!copy) throw SystemError("duplicate descriptor for", what, errno);
+  return copy;
+}
+
+UniqueFd open_null(int flags) {
+  UniqueFd fd(::open("/dev/null", flags | O_CLOEXEC));
+  if (!fd) throw SystemError("open", "/dev/null", errno);
+  return fd;
+}
+
+// Read end, write end.
+std::pair<UniqueFd, UniqueFd> make_pipe(const std::string& what) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) throw SystemError("create pipe for", what, errno);
+  return {UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
+// What spawn() hands to the child, closed in the parent once the child has it.
+class Handover {
+ public:
+  Handover(ChildPlan& plan, int min_free) : plan_(plan), min_free_(min_free) {}
+  // `fd` becomes the child's descriptor `to`; returns the number the child copies from.
+  int give(const UniqueFd& fd, int to, const std::string& what) {
+    ends_.push_back(copy_at_least(fd.get(), min_free_, what));
+    plan_.moves.push_back({ends_.back().get(), to});
+    return ends_.back().get();
+  }
+  int give_copy_of(int fd, int to, const std::string& what) {
+    ends_.push_back(copy_at_least(fd, min_free_, what));
+    plan_.moves.push_back({ends_.back().get(), to});
+    return ends_.back().get();
+  }
+  // A copy of `fd` the child keeps at a number no move overwrites; returns it.
+  int keep(const UniqueFd& fd, const std::string& what) {
+    ends_.push_back(copy_at_least(fd.get(), min_free_, what));
+    return ends_.back().get();
+  }
+  void close_all() { ends_.clear(); }
+
+ private:
+  ChildPlan& plan_;
+  int min_free_;
+  std::vector<UniqueFd> ends_;
+};
+
+int highest_passed_fd(const Command& cmd) {
+  int highest = STDERR_FILENO;
+  for (const auto& [ours, theirs] : cmd.pass_fds) {
+    if (theirs <= STDERR_FILENO || ours < 0)
+      throw SystemError("pass descriptor " + std::to_string(ours) + " as", std::to_string(theirs), EINVAL);
+    highest = std::max(highest, theirs);
+  }
+  return highest;
+}
+
+// Sets up the child's stdin, stdout and stderr; returns the read ends of its pipes.
+std::pair<UniqueFd, UniqueFd> hand_over_streams(const Command& cmd, const std::string& what, Handover& h) {
+  UniqueFd out_r, err_r;
+  switch (cmd.in.kind()) {
+    case Stream::Kind::kInherit: break;
+    case Stream::Kind::kNull: h.give(open_null(O_RDONLY), STDIN_FILENO, what); break;
+    case Stream::Kind::kFd: h.give_copy_of(cmd.in.fd(), STDIN_FILENO, what); break;
+    default: throw SystemError("connect stdin (only inherit, null or fd) of", what, EINVAL);
+  }
+  int out_source = STDOUT_FILENO;
+  switch (cmd.out.kind()) {
+    case Stream::Kind::kInherit: break;
+    case Stream::Kind::kNull: out_source = h.give(open_null(O_WRONLY), STDOUT_FILENO, what); break;
+    case Stream::Kind::kFd: out_source = h.give_copy_of(cmd.out.fd(), STDOUT_FILENO, what); break;
+    case Stream::Kind::kPipe: {
+      auto [r, w] = make_pipe(what);
+      out_source = h.give(w, STDOUT_FILENO, what);
+      out_r = std::move(r);
+      break;
+    }
+    case Stream::Kind::kStdout: throw SystemError("connect stdout to itself for", what, EINVAL);
+  }
+  switch (cmd.err.kind()) {
+    case Stream::Kind::kInherit: break;
+    case Stream::Kind::kNull: h.give(open_null(O_WRONLY), STDERR_FILENO, what); break;
+    case Stream::Kind::kFd: h.give_copy_of(cmd.err.fd(), STDERR_FILENO, what); break;
+    case Stream::Kind::kPipe: {
+      auto [r, w] = make_pipe(what);
+      h.give(w, STDERR_FILENO, what);
+      err_r = std::move(r);
+      break;
+    }
+    case Stream::Kind::kStdout: h.give_copy_of(out_source, STDERR_FILENO, what); break;
+  }
+  return {std::move(out_r), std::move(err_r)};
+}
+
+sigset_t signals_to_default(const Command& cmd) {
+  sigset_t set;
+  if (!cmd.default_signals) {
+    ::sigfillset(&set);
+    return set;
+  }
+  ::sigemptyset(&set);
+  for (int sig : *cmd.default_signals) ::sigaddset(&set, sig);
+  return set;
+}
+
+SystemError failure_error(const ChildFailure& f, const std::string& path) {
+  switch (f.step) {
+    case kExecStep: return SystemError("execute", path, f.error);
+    case kRedirectStep: return SystemError("redirect the streams of", path, f.error);
+    default: return SystemError("prepare (step " + std::to_string(f.step) + ") to execute", path, f.error);
+  }
+}
+
+int poll_timeout_until(Clock::time_point t) {
+  const auto left = std::chrono::duration_cast<milliseconds>(t - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left + 1, 0, 24 * 3600 * 1000));
+}
+
+}  // namespace
+
+// ---- ExitStatus -------------------------------------------------------------------------
+
+std::string ExitStatus::describe() const {
+  const char* late = timed_out ? " after its deadline" : "";
+  if (exited) return "exited with status " + std::to_string(code) + late;
+  const char* abbrev = ::sigabbrev_np(signal);
+  std::string s = "killed by signal " + std::to_string(signal);
+  if (abbrev) s += std::string(" (SIG") + abbrev + ")";
+  if (core) s += " (core dumped)";
+  return s + late;
+}
+
+ExitStatus to_exit_status(int status) {
+  ExitStatus s;
+  if (WIFEXITED(status)) {
+    s.exited = true;
+    s.code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    s.signal = WTERMSIG(status);
+    s.core = WCOREDUMP(status);
+  }
+  return s;
+}
+
+UniqueFd open_pidfd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
+
+int signal_pidfd(int pidfd, int sig) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+ExitStatus wait_for(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw SystemError("wait for", std::to_string(pid), errno);
+  }
+  return to_exit_status(status);
+}
+
+// ---- Child ------------------------------------------------------------------------------
+
+Child Child::spawn(const Command& cmd) {
+  if (cmd.argv.empty()) throw SystemError("execute (no argv)", cmd.path, EINVAL);
+  ChildPlan plan;
+  plan.path = cmd.path.empty() ? cmd.argv[0] : cmd.path;
+  plan.argv_s = cmd.argv;
+  plan.env_s = cmd.env;
+  plan.argv_p = pointers_to(plan.argv_s);
+  plan.env_p = pointers_to(plan.env_s);
+  plan.close_other_fds = cmd.close_other_fds;
+  plan.to_default = signals_to_default(cmd);
+  plan.before_exec = &cmd.before_exec;
+
+  Child child;
+  Handover handover(plan, highest_passed_fd(cmd) + 1);
+  std::tie(child.out_, child.err_) = hand_over_streams(cmd, plan.path, handover);
+  for (const auto& [ours, theirs] : cmd.pass_fds) handover.give_copy_of(ours, theirs, plan.path);
+  // Close-on-exec: end of file on it means execve succeeded.
+  auto [status_r, status_w] = make_pipe(plan.path);
+  plan.status_w = handover.keep(status_w, plan.path);
+  status_w.reset();
+
+  sigset_t saved;
+  const pid_t pid = fork_with_signals_blocked(saved);
+  if (pid == 0) exec_child(plan);
+  if (pid < 0) throw SystemError("fork for", plan.path, errno);
+  handover.close_all();
+  child.pid_ = pid;
+  // Safe from pid reuse: the pid is ours until we reap it.
+  child.pidfd_ = open_pidfd(pid);
+  child.status_ = std::move(status_r);
+  if (cmd.timeout) child.deadline_ = Clock::now() + *cmd.timeout;
+  child.kill_grace_ = cmd.kill_grace;
+  child.drain_limit_ = cmd.drain_limit;
+  return child;
+}
+
+Child Child::fork_function(const std::function<int()>& fn) {
+  sigset_t saved;
+  const pid_t pid = fork_with_signals_blocked(saved);
+  if (pid == 0) {
+    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    int rc = 1;
+    try {
+      rc = fn();
+    } catch (...) {
+    }
+    ::_exit(rc);
+  }
+  if (pid < 0) throw SystemError("fork", "", errno);
+  Child child;
+  child.pid_ = pid;
+  child.pidfd_ = open_pidfd(pid);
+  return child;
+}
+
+Child::Child(Child&& o) noexcept { *this = std::move(o); }
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this == &o) return *this;
+  kill_and_reap();
+  pid_ = std::exchange(o.pid_, -1);
+  pidfd_ = std::move(o.pidfd_);
+  status_ = std::move(o.status_);
+  out_ = std::move(o.out_);
+  err_ = std::move(o.err_);
+  reaped_ = o.reaped_;
+  timed_out_ = o.timed_out_;
+  term_sent_ = o.term_sent_;
+  status_value_ = o.status_value_;
+  failure_ = o.failure_;
+  deadline_ = o.deadline_;
+  kill_grace_ = o.kill_grace_;
+  drain_limit_ = o.drain_limit_;
+  return *this;
+}
+
+Child::~Child() { kill_and_reap(); }
+
+void Child::kill_and_reap() {
+  if (pid_ <= 0 || reaped_) return;
+  send_signal(SIGKILL);
+  int ignored;
+  while (::waitpid(pid_, &ignored, 0) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+}
+
+bool Child::send_signal(int sig) {
+  if (pid_ <= 0 || reaped_) return false;
+  if (pidfd_) return signal_pidfd(pidfd_.get(), sig) == 0;
+  return ::kill(pid_, sig) == 0;
+}
+
+std::optional<ChildFailure> Child::started() {
+  if (!status_) return failure_;
+  ChildFailure f;
+  ssize_t n;
+  do {
+    n = ::read(status_.get(), &f, sizeof f);
+  } while (n < 0 && errno == EINTR);
+  status_.reset();
+  if (n == static_cast<ssize_t>(sizeof f)) failure_ = f;
+  return failure_;
+}
+
+void Child::reap(int options) {
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &status, options);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) throw SystemError("wait for", std::to_string(pid_), errno);
+  if (r != pid_) return;  // WNOHANG: still running
+  reaped_ = true;
+  status_value_ = to_exit_status(status);
+  status_value_.timed_out = timed_out_;
+  pidfd_.reset();
+}
+
+// SIGTERM at the deadline, SIGKILL kill_grace later; when the next step is due.
+std::optional<Clock::time_point> Child::enforce_deadline() {
+  if (!deadline_ || reaped_) return std::nullopt;
+  const auto now = Clock::now();
+  if (!term_sent_) {
+    if (now < *deadline_) return *deadline_;
+    timed_out_ = true;
+    term_sent_ = true;
+    send_signal(SIGTERM);
+    return now + kill_grace_;
+  }
+  if (now < *deadline_ + kill_grace_) return *deadline_ + kill_grace_;
+  send_signal(SIGKILL);
+  return std::nullopt;
+}
+
+ExitStatus Child::wait(const OutputSink& sink) {
+  if (pid_ <= 0) throw SystemError("wait for", "a child never started", ECHILD);
+  status_.reset();
+  struct Pipe {
+    UniqueFd* fd;
+    int stream;
+  };
+  // stderr first, as schroot 1.6 relays a hook's output.
+  Pipe pipes[2] = {{&err_, STDERR_FILENO}, {&out_, STDOUT_FILENO}};
+  auto end_of = [&](Pipe& p) {
+    if (!*p.fd) return;
+    p.fd->reset();
+    if (sink) sink(p.stream, {});
+  };
+  std::optional<Clock::time_point> drain_end;
+  for (;;) {
+    if (reaped_ && !err_ && !out_) break;
+    if (reaped_ && drain_limit_ && !drain_end) drain_end = Clock::now() + *drain_limit_;
+    // Output held by something the program left running is read at most until the deadline.
+    if (reaped_ && deadline_ && Clock::now() >= *deadline_) break;
+    const auto wake = reaped_ ? deadline_ : enforce_deadline();
+
+    struct pollfd fds[3];
+    Pipe* owner[3] = {nullptr, nullptr, nullptr};
+    nfds_t n = 0;
+    for (auto& p : pipes) {
+      if (!*p.fd) continue;
+      fds[n] = {p.fd->get(), POLLIN, 0};
+      owner[n++] = &p;
+    }
+    const bool watch_pidfd = !reaped_ && pidfd_;
+    if (watch_pidfd) fds[n++] = {pidfd_.get(), POLLIN, 0};
+
+    int timeout = -1;
+    if (reaped_) {
+      if (drain_limit_) timeout = kDrainPollMs;
+    } else if (!pidfd_) {
+      timeout = kWaitPollMs;
+    }
+    if (wake) {
+      const int until = poll_timeout_until(*wake);
+      timeout = timeout < 0 ? until : std::min(timeout, until);
+    }
+    if (n == 0 && timeout < 0) {  // nothing to read, no pidfd, no deadline
+      reap(0);
+      continue;
+    }
+    // Drain decisions use the state before this poll: output written just before
+    // the exit is read on the next round, not dropped.
+    const bool was_reaped = reaped_;
+    const int ready = ::poll(fds, n, timeout);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      for (auto& p : pipes) end_of(p);
+      kill_and_reap();
+      throw SystemError("poll the output of", "pid " + std::to_string(pid_), err);
+    }
+    // The program is gone and nothing came: whatever still holds the pipes (a
+    // daemon it started) is not ours to wait for.
+    if (was_reaped && drain_limit_ && (ready == 0 || Clock::now() >= *drain_end)) break;
+    if (!reaped_ && (!watch_pidfd || fds[n - 1].revents != 0)) reap(watch_pidfd ? 0 : WNOHANG);
+    for (nfds_t i = 0; i < n; ++i) {
+      if (owner[i] == nullptr || fds[i].revents == 0) continue;
+      char buf[4096];
+      ssize_t got;
+      do {
+        got = ::read(owner[i]->fd->get(), buf, sizeof buf);
+      } while (got < 0 && errno == EINTR);
+      if (got <= 0)
+        end_of(*owner[i]);
+      else if (sink)
+        sink(owner[i]->stream, std::string_view(buf, static_cast<size_t>(got)));
+    }
+  }
+  for (auto& p : pipes) end_of(p);
+  return status_value_;
+}
+
+// ---- one-call forms ---------------------------------------------------------------------
+
+ExitStatus run_to_end(const Command& cmd, const OutputSink& sink) {
+  Child child = Child::spawn(cmd);
+  if (auto failure = child.started()) {
+    child.wait();
+    throw failure_error(*failure, cmd.path.empty() ? cmd.argv[0] : cmd.path);
+  }
+  return child.wait(sink);
+}
+
+ExitStatus run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                       std::string* captured_output) {
+  if (argv.empty() || argv[0].empty() || argv[0][0] != '/')
+    throw SystemError("execute (not an absolute path)", argv.empty() ? "" : argv[0], EINVAL);
+  Command cmd;
+  cmd.argv = argv;
+  cmd.env = env;
+  if (!captured_output) return run_to_end(cmd);
+  cmd.out = Stream::pipe();
+  cmd.err = Stream::to_stdout();
+  return run_to_end(cmd, [captured_output](int, std::string_view data) { captured_output->append(data); });
+}
+
+}  // namespace schroot::sys
