@@ -489,6 +489,23 @@ ExitStatus Child::wait(const OutputSink& sink) {
   return status_value_;
 }
 
+std::optional<ExitStatus> Child::wait_at_most(milliseconds limit) {
+  if (pid_ <= 0) throw SystemError("wait for", "a child never started", ECHILD);
+  const auto end = Clock::now() + limit;
+  while (!reaped_) {
+    const int timeout = pidfd_ ? poll_timeout_until(end) : std::min(kWaitPollMs, poll_timeout_until(end));
+    struct pollfd p = {pidfd_.get(), POLLIN, 0};
+    const int ready = ::poll(&p, pidfd_ ? 1 : 0, timeout);
+    if (ready < 0 && errno != EINTR) throw SystemError("poll the exit of", "pid " + std::to_string(pid_), errno);
+    if (ready > 0)
+      reap(0);
+    else if (!pidfd_)
+      reap(WNOHANG);
+    if (!reaped_ && Clock::now() >= end) return std::nullopt;
+  }
+  return status_value_;
+}
+
 // ---- one-call forms ---------------------------------------------------------------------
 
 ExitStatus run_to_end(const Command& cmd, const OutputSink& sink) {

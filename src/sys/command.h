@@ -139,6 +139,9 @@ class Child {
   // Waits for the child to exit, relaying piped output to `sink` (dropped without
   // one) as Command::drain_limit says, and enforcing the deadline. Once.
   ExitStatus wait(const OutputSink& sink = {});
+  // Waits at most `limit` for the child to exit, reading none of its output (for a
+  // child whose streams are not piped to us); nullopt while it still runs.
+  std::optional<ExitStatus> wait_at_most(std::chrono::milliseconds limit);
   // Through the pidfd where there is one. False when the child is gone.
   bool send_signal(int sig);
 

@@ -176,6 +176,23 @@ TEST(Spawner, DestroyingAChildNeverWaitedForKillsAndReapsIt) {
   EXPECT_EQ(errno, ESRCH);
 }
 
+TEST(Spawner, WaitAtMostGivesNothingWhileTheChildRunsAndItsStatusOnceItExited) {
+  int go[2];
+  ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
+  Command cmd = shell("read line; exit 4");
+  cmd.in = Stream::fd(go[0]);
+  Child child = Child::spawn(cmd);
+  ::close(go[0]);
+
+  const auto running = child.wait_at_most(milliseconds(50));
+  ::close(go[1]);  // end of file: `read` returns, the shell exits
+  const auto ended = child.wait_at_most(std::chrono::seconds(10));
+
+  EXPECT_FALSE(running.has_value());
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->code, 4);
+}
+
 // ---- deadlines -------------------------------------------------------------------------
 
 TEST(Spawner, DeadlineTerminatesAProgramStillRunning) {
