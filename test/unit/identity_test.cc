@@ -3,11 +3,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "src/sys/command.h"
 #include "src/sys/identity.h"
 
+using schroot::sys::Child;
 using schroot::sys::ProcessIdentity;
 
 namespace {
@@ -48,19 +49,18 @@ TEST(ProcessIdentity, AnotherNamespaceIdIsNotJoined) {
 TEST(ProcessIdentity, ADeadProcessIsNotAlive) {
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
-  pid_t child = fork();
-  if (child == 0) {
+  Child child = Child::fork_function([&] {
     ProcessIdentity id = ProcessIdentity::of_self();
     (void)!write(ready[1], &id, sizeof id);
     pause();
-    _exit(0);
-  }
+    return 0;
+  });
   ProcessIdentity id;
   ASSERT_EQ(read(ready[0], &id, sizeof id), static_cast<ssize_t>(sizeof id));
   EXPECT_TRUE(schroot::sys::is_alive(id));
 
-  kill(child, SIGKILL);
-  waitpid(child, nullptr, 0);
+  child.send_signal(SIGKILL);
+  child.wait();
 
   EXPECT_FALSE(schroot::sys::is_alive(id));
   EXPECT_FALSE(schroot::sys::open_mount_namespace(id));
@@ -69,21 +69,20 @@ TEST(ProcessIdentity, ADeadProcessIsNotAlive) {
 TEST(ProcessIdentity, StartTimeReadsPastAParenthesisInTheCommandName) {
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
-  pid_t child = fork();
-  if (child == 0) {
+  Child child = Child::fork_function([&] {
     // A command name a user chooses, made to shift naive field counting.
     prctl(PR_SET_NAME, "x) R 1 2 3 (y");
     (void)!write(ready[1], "", 1);
     pause();
-    _exit(0);
-  }
+    return 0;
+  });
   char c;
   ASSERT_EQ(read(ready[0], &c, 1), 1);
 
-  auto start = schroot::sys::process_start_time(child);
+  auto start = schroot::sys::process_start_time(child.pid());
 
-  kill(child, SIGKILL);
-  waitpid(child, nullptr, 0);
+  child.send_signal(SIGKILL);
+  child.wait();
   ASSERT_TRUE(start.has_value());
   const uint64_t mine = ProcessIdentity::of_self().start_time;
   EXPECT_GE(*start, mine);

@@ -1,11 +1,11 @@
-// FileLock between real processes: children made with fork hold locks, pipes say when.
+// FileLock between real processes: children (sys::Child::fork_function) hold locks,
+// pipes say when.
 #include "src/lock.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +15,8 @@
 #include <tuple>
 
 #include <gtest/gtest.h>
+
+#include "src/sys/command.h"
 
 namespace schroot {
 namespace {
@@ -29,8 +31,7 @@ class LockHolder {
   LockHolder(const std::string& path, LockMode mode) {
     int ready[2], go[2];
     if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
+    child_ = sys::Child::fork_function([&] {
       ::close(ready[0]);
       ::close(go[1]);
       int rc = 0;
@@ -43,43 +44,42 @@ class LockHolder {
       } catch (...) {
         rc = 1;
       }
-      ::_exit(rc);
-    }
+      return rc;
+    });
     ::close(ready[1]);
     ::close(go[0]);
     go_ = go[1];
     char c;
-    held_ = pid_ > 0 && ::read(ready[0], &c, 1) == 1;
+    held_ = ::read(ready[0], &c, 1) == 1;
     ::close(ready[0]);
   }
   ~LockHolder() { stop(); }
 
   bool held() const { return held_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
 
   // Lets the child release its lock and exit; returns its exit status.
   int stop() {
-    if (pid_ <= 0) return -1;
+    if (go_ < 0) return -1;
     char c = 'g';
     (void)!::write(go_, &c, 1);
     return reap();
   }
   void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
+    if (go_ < 0) return;
+    child_.send_signal(SIGKILL);
     reap();
   }
 
  private:
   int reap() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+    const sys::ExitStatus status = child_.wait();
     ::close(go_);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    go_ = -1;
+    return status.exited ? status.code : 128 + status.signal;
   }
 
-  pid_t pid_ = -1;
+  sys::Child child_;
   int go_ = -1;
   bool held_ = false;
 };
@@ -87,18 +87,14 @@ class LockHolder {
 // Runs f in a forked child and returns its exit status (f's return value).
 template <typename F>
 int in_child(F f) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int rc = 99;
-    try {
-      rc = f();
-    } catch (...) {
-    }
-    ::_exit(rc);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const sys::ExitStatus status = sys::Child::fork_function([&] {
+                                   try {
+                                     return f();
+                                   } catch (...) {
+                                     return 99;
+                                   }
+                                 }).wait();
+  return status.exited ? status.code : 128 + status.signal;
 }
 
 class FileLockTest : public ::testing::Test {
@@ -166,26 +162,24 @@ TEST_F(FileLockTest, WaiterGetsTheLockWhenTheHolderLetsGo) {
   ASSERT_TRUE(holder.held());
   int waiting[2];
   ASSERT_EQ(::pipe2(waiting, O_CLOEXEC), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
+  sys::Child waiter = sys::Child::fork_function([&] {
     ::close(waiting[0]);
     char c = 'w';
-    if (::write(waiting[1], &c, 1) != 1) ::_exit(4);
+    if (::write(waiting[1], &c, 1) != 1) return 4;
     try {
       FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(1500), "test");
     } catch (...) {
-      ::_exit(1);
+      return 1;
     }
-    ::_exit(0);
-  }
+    return 0;
+  });
   ::close(waiting[1]);
   char c;
   ASSERT_EQ(::read(waiting[0], &c, 1), 1);
   ::close(waiting[0]);
   EXPECT_EQ(holder.stop(), 0);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  const sys::ExitStatus status = waiter.wait();
+  EXPECT_TRUE(status.success()) << status.describe();
 }
 
 TEST_F(FileLockTest, KilledHolderReleasesItsLock) {
@@ -238,25 +232,21 @@ TEST_F(FileLockTest, ExecutedProgramsDoNotInheritTheLockUnlessAsked) {
   FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
   // Returns whether a program exec'd by a child has the lock's fd open.
   auto exec_inherits = [&]() {
-    int sync[2], hold[2];
-    if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(hold, O_CLOEXEC) != 0) return false;
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::dup2(hold[0], 0);
-      ::execlp("cat", "cat", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(sync[1]);
+    int hold[2];
+    if (::pipe2(hold, O_CLOEXEC) != 0) return false;
+    sys::Command cat;
+    cat.argv = {"/bin/cat"};
+    cat.in = sys::Stream::fd(hold[0]);
+    cat.close_other_fds = false;  // what the lock's own close-on-exec flag does
+    sys::Child child = sys::Child::spawn(cat);
     ::close(hold[0]);
-    char c;
-    (void)!::read(sync[0], &c, 1);  // EOF once exec closed the child's write end
-    ::close(sync[0]);
+    const bool ran = !child.started().has_value();  // returns once cat runs
     char target[4096] = {};
-    std::string fd_link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(lock.fd());
+    std::string fd_link = "/proc/" + std::to_string(child.pid()) + "/fd/" + std::to_string(lock.fd());
     ssize_t n = ::readlink(fd_link.c_str(), target, sizeof target - 1);
     ::close(hold[1]);  // cat sees EOF and exits
-    ::waitpid(pid, nullptr, 0);
-    return n > 0 && fs::equivalent(target, path_);
+    child.wait();
+    return ran && n > 0 && fs::equivalent(target, path_);
   };
   EXPECT_FALSE(exec_inherits());
   lock.set_cloexec(false);
@@ -304,29 +294,27 @@ TEST_F(FileLockTest, DowngradeLetsASharedWaiterIn) {
   FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(0), "test");
   int waiting[2];
   ASSERT_EQ(::pipe2(waiting, O_CLOEXEC), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
+  sys::Child waiter = sys::Child::fork_function([&] {
     ::close(waiting[0]);
     int rc = 0;
     try {
-      if (FileLock::try_acquire(path_, LockMode::kShared)) ::_exit(3);  // not yet
+      if (FileLock::try_acquire(path_, LockMode::kShared)) return 3;  // not yet
       char c = 'w';
-      if (::write(waiting[1], &c, 1) != 1) ::_exit(4);
+      if (::write(waiting[1], &c, 1) != 1) return 4;
       FileLock shared = FileLock::acquire(path_, LockMode::kShared, milliseconds(1500), "test");
     } catch (...) {
       rc = 1;
     }
-    ::_exit(rc);
-  }
+    return rc;
+  });
   ::close(waiting[1]);
   char c;
   ASSERT_EQ(::read(waiting[0], &c, 1), 1);
   ::close(waiting[0]);
   lock.downgrade_to_shared();
   EXPECT_EQ(lock.mode(), LockMode::kShared);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  const sys::ExitStatus status = waiter.wait();
+  EXPECT_TRUE(status.success()) << status.describe();
   // Still held shared: an exclusive lock is refused.
   EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kExclusive));
   EXPECT_TRUE(FileLock::is_free(path_, LockMode::kShared));
@@ -377,24 +365,23 @@ TEST_F(FileLockTest, WaiterOnARemovedLockFileLocksTheNewFile) {
   int ready[2], result[2];
   ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
   ASSERT_EQ(::pipe2(result, O_CLOEXEC), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
+  sys::Child waiter = sys::Child::fork_function([&] {
     char c = 'w';
-    if (::write(ready[1], &c, 1) != 1) ::_exit(4);
+    if (::write(ready[1], &c, 1) != 1) return 4;
     try {
       FileLock lock = FileLock::acquire(path_, LockMode::kExclusive, milliseconds(2000), "test");
       struct stat by_fd, by_path;
       bool current = ::fstat(lock.fd(), &by_fd) == 0 && ::stat(path_.c_str(), &by_path) == 0 &&
                      by_fd.st_ino == by_path.st_ino && by_fd.st_nlink > 0;
       c = current ? 'y' : 'n';
-      if (::write(result[1], &c, 1) != 1) ::_exit(4);
+      if (::write(result[1], &c, 1) != 1) return 4;
       char wait_for_parent;
-      if (::read(ready[0], &wait_for_parent, 1) < 0) ::_exit(4);
+      if (::read(ready[0], &wait_for_parent, 1) < 0) return 4;
     } catch (...) {
-      ::_exit(1);
+      return 1;
     }
-    ::_exit(0);
-  }
+    return 0;
+  });
   char c;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   ::usleep(50 * 1000);  // let the child block on the old file
@@ -406,9 +393,7 @@ TEST_F(FileLockTest, WaiterOnARemovedLockFileLocksTheNewFile) {
   EXPECT_EQ(c, 'y');
   EXPECT_FALSE(FileLock::try_acquire(path_, LockMode::kExclusive).has_value()) << "the child holds the new file";
   ASSERT_EQ(::write(ready[1], &c, 1), 1);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(waiter.wait().success());
 }
 
 }  // namespace
