@@ -362,6 +362,15 @@ void Child::kill_and_reap() {
   reaped_ = true;
 }
 
+pid_t Child::release() {
+  const pid_t pid = std::exchange(pid_, -1);
+  pidfd_.reset();
+  status_.reset();
+  out_.reset();
+  err_.reset();
+  return pid;
+}
+
 bool Child::send_signal(int sig) {
   if (pid_ <= 0 || reaped_) return false;
   if (pidfd_) return signal_pidfd(pidfd_.get(), sig) == 0;

@@ -144,6 +144,9 @@ class Child {
   std::optional<ExitStatus> wait_at_most(std::chrono::milliseconds limit);
   // Through the pidfd where there is one. False when the child is gone.
   bool send_signal(int sig);
+  // The caller takes the child over (it must reap the pid itself, with waitpid);
+  // this object no longer waits for or kills it.
+  pid_t release();
 
  private:
   void reap(int options);

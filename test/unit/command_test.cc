@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -191,6 +192,17 @@ TEST(Spawner, WaitAtMostGivesNothingWhileTheChildRunsAndItsStatusOnceItExited) {
   EXPECT_FALSE(running.has_value());
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->code, 4);
+}
+
+TEST(Spawner, AReleasedChildIsLeftToTheCaller) {
+  pid_t pid;
+  {
+    Child child = Child::spawn(shell("exit 5"));
+    pid = child.release();
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid) << "reaped by the Child";
+  EXPECT_EQ(to_exit_status(status).code, 5) << "killed by the Child";
 }
 
 // ---- deadlines -------------------------------------------------------------------------
