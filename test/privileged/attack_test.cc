@@ -66,15 +66,15 @@ class Attack : public ::testing::Test {
   }
   // Starts the setuid binary as nobody in the background; returns its pid.
   pid_t spawn_as_nobody(const std::vector<std::string>& args) const {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int null = open("/dev/null", O_RDWR);
-      dup2(null, 0);
-      dup2(null, 1);
+    schroot::sys::Command cmd = schroot::test::program_command(binary_, args, {});
+    cmd.in = schroot::sys::Stream::null();
+    cmd.out = schroot::sys::Stream::null();
+    cmd.default_signals = std::vector<int>{};  // as a plain fork + exec would
+    cmd.before_exec = [this](schroot::sys::ExecTarget&) {
       drop_to_nobody();
-      schroot::test::exec_program(binary_, args, {});
-    }
-    return pid;
+      return 0;
+    };
+    return schroot::sys::Child::spawn(cmd).release();
   }
   SessionRecord record(const std::string& id) const {
     const std::string file = root_.state() + "/session/" + id;
@@ -106,17 +106,16 @@ pid_t fork_at_pid(pid_t pid, const std::function<void()>& in_child, int hold_fd)
       std::ofstream last("/proc/sys/kernel/ns_last_pid");
       last << (pid - 1);
     }
-    pid_t child = fork();
-    if (child == 0) {
-      if (getpid() != pid) _exit(0);
+    schroot::sys::Child child = schroot::sys::Child::fork_function([&] {
+      if (getpid() != pid) return 0;
       in_child();
       char c;
       while (read(hold_fd, &c, 1) > 0) {
       }
-      _exit(0);
-    }
-    if (child == pid) return child;
-    waitpid(child, nullptr, 0);
+      return 0;
+    });
+    if (child.pid() == pid) return child.release();
+    child.wait();
   }
   return -1;
 }

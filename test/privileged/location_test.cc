@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "src/error.h"
+#include "src/sys/command.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/mount.h"
@@ -299,16 +300,11 @@ TEST_F(Location, ImageReplacedAfterPlanningIsNotTheOneAttached) {
   ASSERT_EQ(::stat(replacement.c_str(), &rst), 0);
   root_.write_config("[img]\ntype=loopback\nfile=" + image_ + "\nprofile=minimal\n");
   // Stopped between planning (record written with the image's dev/ino) and attaching.
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    schroot::test::exec_program(SCHROOT_UNDER_TEST, {"-c", "img", "-b", "-n", "swap"},
-                                {"SCHROOT_PAUSE_AT=begin:00device"});
-  }
+  schroot::sys::Command begin = schroot::test::program_command(SCHROOT_UNDER_TEST, {"-c", "img", "-b", "-n", "swap"},
+                                                               {"SCHROOT_PAUSE_AT=begin:00device"});
+  begin.in = begin.out = begin.err = schroot::sys::Stream::null();
+  // Stopped and continued by hand (WUNTRACED, SIGCONT), so reaped by hand too.
+  const pid_t pid = schroot::sys::Child::spawn(begin).release();
   int ws = 0;
   ASSERT_EQ(::waitpid(pid, &ws, WUNTRACED), pid);
   ASSERT_TRUE(WIFSTOPPED(ws)) << "begin did not pause at begin:00device";

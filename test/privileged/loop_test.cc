@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "src/error.h"
+#include "src/sys/command.h"
 
 namespace schroot::sys {
 namespace {
@@ -45,20 +46,18 @@ FileId id_of(const std::string& path) {
   return {st.st_dev, st.st_ino};
 }
 
+// argv[0] is looked up in PATH (by env: the spawner never searches).
 int run(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+  schroot::sys::Command cmd;
+  cmd.argv = {"/usr/bin/env", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+  cmd.argv.insert(cmd.argv.end(), argv.begin(), argv.end());
+  cmd.out = schroot::sys::Stream::null();
+  try {
+    const schroot::sys::ExitStatus s = schroot::sys::run_to_end(cmd);
+    return s.exited ? s.code : -1;
+  } catch (const schroot::SystemError&) {
+    return 127;
   }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // Read-only flag of the block device at `path`, as the kernel reports it.

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "src/error.h"
+#include "src/sys/command.h"
 #include "src/sys/fs.h"
 #include "src/sys/mount.h"
 #include "src/sys/process.h"
@@ -690,36 +691,25 @@ class ChrootedChild {
   ChrootedChild(const std::string& dir, bool ignore_sigterm, const std::function<bool()>& before_chroot = {}) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
+    child_ = Child::fork_function([&] {
       if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
-      if (before_chroot && !before_chroot()) ::_exit(1);
-      if (::chroot(dir.c_str()) != 0 || ::chdir("/") != 0) ::_exit(1);
+      if (before_chroot && !before_chroot()) return 1;
+      if (::chroot(dir.c_str()) != 0 || ::chdir("/") != 0) return 1;
       (void)!::write(p[1], "r", 1);
       for (;;) ::pause();
-    }
+    });
     ::close(p[1]);
     char c;
-    ready_ = pid_ > 0 && ::read(p[0], &c, 1) == 1;  // a pipe, not a sleep
+    ready_ = ::read(p[0], &c, 1) == 1;  // a pipe, not a sleep
     ::close(p[0]);
   }
-  ~ChrootedChild() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   bool ready() const { return ready_; }
-  ExitStatus reap() {
-    reaped_ = true;
-    return wait_for(pid_);
-  }
+  ExitStatus reap() { return child_.wait(); }
 
  private:
-  pid_t pid_ = -1;
+  Child child_;  // killed and reaped when the test did not
   bool ready_ = false;
-  bool reaped_ = false;
 };
 
 bool contains(const std::vector<pid_t>& v, pid_t p) { return std::find(v.begin(), v.end(), p) != v.end(); }
@@ -802,26 +792,25 @@ TEST_F(SessionProcesses, FindsAProcessOfAnotherMountNamespaceFromInsideAChroot) 
   mkdir_host(dir_ + "/proc");
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  const pid_t finder = ::fork();
-  if (finder == 0) {
+  Child finder = Child::fork_function([&] {
     if (!own_mount_namespace() || ::mount("proc", (dir_ + "/proc").c_str(), "proc", 0, nullptr) != 0 ||
         ::chroot(dir_.c_str()) != 0 || ::chdir("/") != 0)
-      ::_exit(1);
+      return 1;
     try {
       auto root = open_session_root("/mount/s1");
       std::vector<pid_t> pids = root ? processes_in_session(*root) : std::vector<pid_t>{};
       (void)!::write(p[1], pids.data(), pids.size() * sizeof(pid_t));
     } catch (...) {
-      ::_exit(2);
+      return 2;
     }
-    ::_exit(0);
-  }
+    return 0;
+  });
   ::close(p[1]);
   std::vector<pid_t> found;
   pid_t pid;
   while (::read(p[0], &pid, sizeof pid) == static_cast<ssize_t>(sizeof pid)) found.push_back(pid);
   ::close(p[0]);
-  EXPECT_TRUE(wait_for(finder).success());
+  EXPECT_TRUE(finder.wait().success());
   EXPECT_TRUE(contains(found, child.pid())) << "the chrooted finder missed the session's process";
 }
 

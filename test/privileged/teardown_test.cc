@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "src/error.h"
+#include "src/sys/command.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/mount.h"
@@ -331,16 +332,13 @@ class PausedRun {
     char tmpl[] = "/tmp/schroot-paused-XXXXXX";
     out_fd_ = ::mkostemp(tmpl, O_CLOEXEC);
     ::unlink(tmpl);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Fd 3 without FD_CLOEXEC (dup2 onto itself would keep the flag).
-      if (sv[1] == 3 ? ::fcntl(3, F_SETFD, 0) != 0 : ::dup2(sv[1], 3) != 3) ::_exit(126);
-      const int devnull = ::open("/dev/null", O_RDONLY);
-      ::dup2(devnull, 0);
-      ::dup2(out_fd_, 1);
-      ::dup2(out_fd_, 2);
-      schroot::test::exec_program(SCHROOT_UNDER_TEST, args, {"SCHROOT_PAUSE_AT=" + point, "SCHROOT_PAUSE_FD=3"});
-    }
+    schroot::sys::Command cmd = schroot::test::program_command(
+        SCHROOT_UNDER_TEST, args, {"SCHROOT_PAUSE_AT=" + point, "SCHROOT_PAUSE_FD=3"});
+    cmd.in = schroot::sys::Stream::null();
+    cmd.out = schroot::sys::Stream::fd(out_fd_);
+    cmd.err = schroot::sys::Stream::to_stdout();
+    cmd.pass_fds = {{sv[1], 3}};
+    child_ = schroot::sys::Child::spawn(cmd);
     ::close(sv[1]);
     sock_ = sv[0];
   }
@@ -359,12 +357,9 @@ class PausedRun {
   int finish() {
     if (sock_ >= 0) ::close(sock_);
     sock_ = -1;
-    if (pid_ > 0) {
-      int ws = 0;
-      while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
-      }
-      status_ = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-      pid_ = -1;
+    if (child_.pid() > 0 && status_ < 0) {
+      const schroot::sys::ExitStatus s = child_.wait();
+      status_ = s.exited ? s.code : 128 + s.signal;
     }
     return status_;
   }
@@ -377,7 +372,7 @@ class PausedRun {
   }
 
  private:
-  pid_t pid_ = -1;
+  schroot::sys::Child child_;
   int sock_ = -1;
   int out_fd_ = -1;
   int status_ = -1;
