@@ -31,8 +31,8 @@ struct ChildPlan {
   std::vector<std::string> argv_s, env_s;
   std::vector<char*> argv_p, env_p;
   std::string path;
-  // dup2(from, to), in order. Each `from` is above every `to` (except stderr
-  // following an inherited stdout), so no move overwrites a later move's source.
+  // dup2(from, to), in order. Each `from` is a copy of ours numbered above every
+  // `to`, so no move overwrites a later move's source.
   struct Move {
     int from, to;
   };
@@ -138,20 +138,15 @@ std::pair<UniqueFd, UniqueFd> make_pipe(const std::string& what) {
 class Handover {
  public:
   Handover(ChildPlan& plan, int min_free) : plan_(plan), min_free_(min_free) {}
-  // `fd` becomes the child's descriptor `to`; returns the number the child copies from.
-  int give(const UniqueFd& fd, int to, const std::string& what) {
-    ends_.push_back(copy_at_least(fd.get(), min_free_, what));
-    plan_.moves.push_back({ends_.back().get(), to});
-    return ends_.back().get();
+  // A copy of our `fd` becomes the child's descriptor `to`; returns the copy's number.
+  int give(int fd, int to, const std::string& what) {
+    const int copy = keep(fd, what);
+    plan_.moves.push_back({copy, to});
+    return copy;
   }
-  int give_copy_of(int fd, int to, const std::string& what) {
+  // A copy of our `fd` that the child keeps at a number no move overwrites.
+  int keep(int fd, const std::string& what) {
     ends_.push_back(copy_at_least(fd, min_free_, what));
-    plan_.moves.push_back({ends_.back().get(), to});
-    return ends_.back().get();
-  }
-  // A copy of `fd` the child keeps at a number no move overwrites; returns it.
-  int keep(const UniqueFd& fd, const std::string& what) {
-    ends_.push_back(copy_at_least(fd.get(), min_free_, what));
     return ends_.back().get();
   }
   void close_all() { ends_.clear(); }
@@ -177,18 +172,18 @@ std::pair<UniqueFd, UniqueFd> hand_over_streams(const Command& cmd, const std::s
   UniqueFd out_r, err_r;
   switch (cmd.in.kind()) {
     case Stream::Kind::kInherit: break;
-    case Stream::Kind::kNull: h.give(open_null(O_RDONLY), STDIN_FILENO, what); break;
-    case Stream::Kind::kFd: h.give_copy_of(cmd.in.fd(), STDIN_FILENO, what); break;
+    case Stream::Kind::kNull: h.give(open_null(O_RDONLY).get(), STDIN_FILENO, what); break;
+    case Stream::Kind::kFd: h.give(cmd.in.fd(), STDIN_FILENO, what); break;
     default: throw SystemError("connect stdin (only inherit, null or fd) of", what, EINVAL);
   }
   int out_source = STDOUT_FILENO;
   switch (cmd.out.kind()) {
     case Stream::Kind::kInherit: break;
-    case Stream::Kind::kNull: out_source = h.give(open_null(O_WRONLY), STDOUT_FILENO, what); break;
-    case Stream::Kind::kFd: out_source = h.give_copy_of(cmd.out.fd(), STDOUT_FILENO, what); break;
+    case Stream::Kind::kNull: out_source = h.give(open_null(O_WRONLY).get(), STDOUT_FILENO, what); break;
+    case Stream::Kind::kFd: out_source = h.give(cmd.out.fd(), STDOUT_FILENO, what); break;
     case Stream::Kind::kPipe: {
       auto [r, w] = make_pipe(what);
-      out_source = h.give(w, STDOUT_FILENO, what);
+      out_source = h.give(w.get(), STDOUT_FILENO, what);
       out_r = std::move(r);
       break;
     }
@@ -196,15 +191,15 @@ std::pair<UniqueFd, UniqueFd> hand_over_streams(const Command& cmd, const std::s
   }
   switch (cmd.err.kind()) {
     case Stream::Kind::kInherit: break;
-    case Stream::Kind::kNull: h.give(open_null(O_WRONLY), STDERR_FILENO, what); break;
-    case Stream::Kind::kFd: h.give_copy_of(cmd.err.fd(), STDERR_FILENO, what); break;
+    case Stream::Kind::kNull: h.give(open_null(O_WRONLY).get(), STDERR_FILENO, what); break;
+    case Stream::Kind::kFd: h.give(cmd.err.fd(), STDERR_FILENO, what); break;
     case Stream::Kind::kPipe: {
       auto [r, w] = make_pipe(what);
-      h.give(w, STDERR_FILENO, what);
+      h.give(w.get(), STDERR_FILENO, what);
       err_r = std::move(r);
       break;
     }
-    case Stream::Kind::kStdout: h.give_copy_of(out_source, STDERR_FILENO, what); break;
+    case Stream::Kind::kStdout: h.give(out_source, STDERR_FILENO, what); break;
   }
   return {std::move(out_r), std::move(err_r)};
 }
@@ -290,10 +285,10 @@ Child Child::spawn(const Command& cmd) {
   Child child;
   Handover handover(plan, highest_passed_fd(cmd) + 1);
   std::tie(child.out_, child.err_) = hand_over_streams(cmd, plan.path, handover);
-  for (const auto& [ours, theirs] : cmd.pass_fds) handover.give_copy_of(ours, theirs, plan.path);
+  for (const auto& [ours, theirs] : cmd.pass_fds) handover.give(ours, theirs, plan.path);
   // Close-on-exec: end of file on it means execve succeeded.
   auto [status_r, status_w] = make_pipe(plan.path);
-  plan.status_w = handover.keep(status_w, plan.path);
+  plan.status_w = handover.keep(status_w.get(), plan.path);
   status_w.reset();
 
   sigset_t saved;
@@ -419,30 +414,62 @@ std::optional<Clock::time_point> Child::enforce_deadline() {
   return std::nullopt;
 }
 
+namespace {
+
+// One of a child's piped streams while wait() relays it.
+struct OutputPipe {
+  UniqueFd* fd;
+  int stream;  // STDOUT_FILENO or STDERR_FILENO
+  void end(const OutputSink& sink) {
+    if (!*fd) return;
+    fd->reset();
+    if (sink) sink(stream, {});
+  }
+  // One read; end of file (or an error) closes the pipe.
+  void relay(const OutputSink& sink) {
+    char buf[4096];
+    ssize_t got;
+    do {
+      got = ::read(fd->get(), buf, sizeof buf);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0)
+      end(sink);
+    else if (sink)
+      sink(stream, std::string_view(buf, static_cast<size_t>(got)));
+  }
+};
+
+}  // namespace
+
+// How long wait()'s next poll may block: for ever while only the exit or the output
+// can end it; short polls without a pidfd or while draining; never past `wake`.
+int Child::poll_timeout(const std::optional<Clock::time_point>& wake) const {
+  int timeout = -1;
+  if (reaped_) {
+    if (drain_limit_) timeout = kDrainPollMs;
+  } else if (!pidfd_) {
+    timeout = kWaitPollMs;
+  }
+  if (!wake) return timeout;
+  const int until = poll_timeout_until(*wake);
+  return timeout < 0 ? until : std::min(timeout, until);
+}
+
 ExitStatus Child::wait(const OutputSink& sink) {
   if (pid_ <= 0) throw SystemError("wait for", "a child never started", ECHILD);
   status_.reset();
-  struct Pipe {
-    UniqueFd* fd;
-    int stream;
-  };
   // stderr first, as schroot 1.6 relays a hook's output.
-  Pipe pipes[2] = {{&err_, STDERR_FILENO}, {&out_, STDOUT_FILENO}};
-  auto end_of = [&](Pipe& p) {
-    if (!*p.fd) return;
-    p.fd->reset();
-    if (sink) sink(p.stream, {});
-  };
+  OutputPipe pipes[2] = {{&err_, STDERR_FILENO}, {&out_, STDOUT_FILENO}};
   std::optional<Clock::time_point> drain_end;
   for (;;) {
     if (reaped_ && !err_ && !out_) break;
     if (reaped_ && drain_limit_ && !drain_end) drain_end = Clock::now() + *drain_limit_;
     // Output held by something the program left running is read at most until the deadline.
     if (reaped_ && deadline_ && Clock::now() >= *deadline_) break;
-    const auto wake = reaped_ ? deadline_ : enforce_deadline();
+    const int timeout = poll_timeout(reaped_ ? deadline_ : enforce_deadline());
 
     struct pollfd fds[3];
-    Pipe* owner[3] = {nullptr, nullptr, nullptr};
+    OutputPipe* owner[3] = {nullptr, nullptr, nullptr};
     nfds_t n = 0;
     for (auto& p : pipes) {
       if (!*p.fd) continue;
@@ -451,17 +478,6 @@ ExitStatus Child::wait(const OutputSink& sink) {
     }
     const bool watch_pidfd = !reaped_ && pidfd_;
     if (watch_pidfd) fds[n++] = {pidfd_.get(), POLLIN, 0};
-
-    int timeout = -1;
-    if (reaped_) {
-      if (drain_limit_) timeout = kDrainPollMs;
-    } else if (!pidfd_) {
-      timeout = kWaitPollMs;
-    }
-    if (wake) {
-      const int until = poll_timeout_until(*wake);
-      timeout = timeout < 0 ? until : std::min(timeout, until);
-    }
     if (n == 0 && timeout < 0) {  // nothing to read, no pidfd, no deadline
       reap(0);
       continue;
@@ -473,7 +489,7 @@ ExitStatus Child::wait(const OutputSink& sink) {
     if (ready < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
-      for (auto& p : pipes) end_of(p);
+      for (auto& p : pipes) p.end(sink);
       kill_and_reap();
       throw SystemError("poll the output of", "pid " + std::to_string(pid_), err);
     }
@@ -481,20 +497,10 @@ ExitStatus Child::wait(const OutputSink& sink) {
     // daemon it started) is not ours to wait for.
     if (was_reaped && drain_limit_ && (ready == 0 || Clock::now() >= *drain_end)) break;
     if (!reaped_ && (!watch_pidfd || fds[n - 1].revents != 0)) reap(watch_pidfd ? 0 : WNOHANG);
-    for (nfds_t i = 0; i < n; ++i) {
-      if (owner[i] == nullptr || fds[i].revents == 0) continue;
-      char buf[4096];
-      ssize_t got;
-      do {
-        got = ::read(owner[i]->fd->get(), buf, sizeof buf);
-      } while (got < 0 && errno == EINTR);
-      if (got <= 0)
-        end_of(*owner[i]);
-      else if (sink)
-        sink(owner[i]->stream, std::string_view(buf, static_cast<size_t>(got)));
-    }
+    for (nfds_t i = 0; i < n; ++i)
+      if (owner[i] != nullptr && fds[i].revents != 0) owner[i]->relay(sink);
   }
-  for (auto& p : pipes) end_of(p);
+  for (auto& p : pipes) p.end(sink);
   return status_value_;
 }
 

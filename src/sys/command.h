@@ -152,6 +152,7 @@ class Child {
   void reap(int options);
   void kill_and_reap();
   std::optional<std::chrono::steady_clock::time_point> enforce_deadline();
+  int poll_timeout(const std::optional<std::chrono::steady_clock::time_point>& wake) const;
   pid_t pid_ = -1;
   UniqueFd pidfd_, status_, out_, err_;
   bool reaped_ = false;
