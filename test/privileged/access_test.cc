@@ -1,21 +1,27 @@
 // The installed profiles, access control of a setuid invocation, and the session
 // lock seen from the command line.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <regex>
 
 #include "test/privileged/harness.h"
 
+using schroot::test::Background;
+using schroot::test::has_open;
+using schroot::test::kDeadline;
+using schroot::test::kReadyThenWait;
 using schroot::test::path_exists;
 using schroot::test::read_text;
 using schroot::test::RunResult;
 using schroot::test::TestRoot;
 using schroot::test::trim;
+using schroot::test::wait_until;
 
 namespace {
 
@@ -161,62 +167,100 @@ TEST_F(Access, UsersOwnSessionLifecycle) {
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 
+// A setup.d hook that parks one stage: at `when` (setup-start or setup-stop) it says
+// so (a file) and waits on a FIFO until the test opens it. The test acts while the
+// stage is known to run, with no sleep on either side.
+class ParkedHook {
+ public:
+  ParkedHook(TestRoot& root, const std::string& name, const std::string& when)
+      : parked_(root.root() + "/" + name + ".parked"), gate_(root.root() + "/" + name + ".gate") {
+    if (mkfifo(gate_.c_str(), 0600) != 0) throw std::runtime_error("mkfifo " + gate_);
+    root.add_hook(name, "#!/bin/sh\n[ \"$1\" = " + when + " ] || exit 0\ntouch " + parked_ + "\nread line < " +
+                            gate_ + "\nexit 0\n");
+  }
+  // A hook a failed test left parked must not hold its schroot forever.
+  ~ParkedHook() {
+    if (path_exists(parked_)) release();
+  }
+  bool wait_parked() const { return wait_until([&] { return path_exists(parked_); }, kDeadline); }
+  // Lets the parked hook go on: opening the FIFO (possible once the hook has it open
+  // for reading) and closing it gives the hook end of file. Ready to park again.
+  bool release() {
+    int fd = -1;
+    const bool opened = wait_until([&] { return (fd = open(gate_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0; },
+                                   kDeadline);
+    if (opened) close(fd);
+    unlink(parked_.c_str());
+    return opened;
+  }
+
+ private:
+  std::string parked_, gate_;
+};
+
 class Locks : public ::testing::Test {
  protected:
   void SetUp() override {
     tree_ = root_.make_tree("bb");
     root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\n");
   }
+  std::string lock_file(const std::string& id) const { return root_.run_dir() + "/lock/" + id + ".session"; }
+  // Until `waiter` waits for the session's lock: it has the lock file open.
+  bool waits_for_lock(const Background& waiter, const std::string& id) const {
+    return wait_until([&] { return has_open(waiter.pid(), lock_file(id)); }, kDeadline);
+  }
   TestRoot root_;
   std::string tree_;
 };
 
 TEST_F(Locks, EndDuringBeginWaitsForTheBeginThenEnds) {
-  root_.add_hook("15slow", "#!/bin/sh\n[ \"$1\" = setup-start ] && sleep 1\nexit 0\n");
-  pid_t begin = fork();
-  if (begin == 0) _exit(root_.schroot({"-c", "bb", "-b", "-n", "slow"}).status);
-  while (root_.records().empty()) usleep(5000);
+  ParkedHook hook(root_, "15park", "setup-start");
+  Background begin(SCHROOT_UNDER_TEST, {"-c", "bb", "-b", "-n", "slow"});
+  ASSERT_TRUE(hook.wait_parked()) << "the begin never reached its hooks: " << begin.err();
+  Background end(SCHROOT_UNDER_TEST, {"-c", "slow", "-e"});
+  ASSERT_TRUE(waits_for_lock(end, "slow")) << "the end did not wait for the session's lock: " << end.err();
 
-  auto e = root_.schroot({"-c", "slow", "-e"});
-  int ws;
-  waitpid(begin, &ws, 0);
+  ASSERT_TRUE(hook.release());
+  const int began = begin.wait(kDeadline);
+  const int ended = end.wait(kDeadline);
 
-  EXPECT_EQ(WEXITSTATUS(ws), 0) << "the begin was not torn down from under its builder";
-  EXPECT_EQ(e.status, 0) << e.err;
+  EXPECT_EQ(began, 0) << "the begin was not torn down from under its builder: " << begin.err();
+  EXPECT_EQ(begin.read_line(kDeadline), "slow") << "the begin announced its session";
+  EXPECT_EQ(ended, 0) << end.err();
   EXPECT_TRUE(root_.records().empty());
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 
 TEST_F(Locks, TwoConcurrentEndsEndTheSessionOnce) {
-  root_.add_hook("15slowstop", "#!/bin/sh\n[ \"$1\" = setup-stop ] && sleep 1\nexit 0\n");
+  ParkedHook hook(root_, "15park", "setup-stop");
   ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "twice"}).status, 0);
-  pid_t first = fork();
-  if (first == 0) _exit(root_.schroot({"-c", "twice", "-e"}).status);
-  usleep(200 * 1000);
+  Background first(SCHROOT_UNDER_TEST, {"-c", "twice", "-e"});
+  ASSERT_TRUE(hook.wait_parked()) << "the first end never reached its hooks: " << first.err();
+  Background second(SCHROOT_UNDER_TEST, {"-c", "twice", "-e"});
+  ASSERT_TRUE(waits_for_lock(second, "twice")) << "the second end did not wait for the lock: " << second.err();
 
-  auto second = root_.schroot({"-c", "twice", "-e"});
-  int ws;
-  waitpid(first, &ws, 0);
+  ASSERT_TRUE(hook.release());
+  const int first_status = first.wait(kDeadline);
+  const int second_status = second.wait(kDeadline);
 
-  EXPECT_EQ(WEXITSTATUS(ws), 0);
-  EXPECT_EQ(second.status, 1);
-  EXPECT_NE(second.err.find("not found"), std::string::npos) << second.err;
+  EXPECT_EQ(first_status, 0) << first.err();
+  EXPECT_EQ(second_status, 1);
+  EXPECT_NE(second.err().find("not found"), std::string::npos) << second.err();
+  EXPECT_TRUE(root_.records().empty());
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 
 TEST_F(Locks, EndTimeoutNamesTheBusyPid) {
   ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "busy"}).status, 0);
-  pid_t runner = fork();
-  if (runner == 0) _exit(root_.schroot({"-c", "busy", "-r", "-d", "/", "--", "sleep", "2"}).status);
-  usleep(300 * 1000);
+  Background runner(SCHROOT_UNDER_TEST, {"-c", "busy", "-r", "-d", "/", "--", "sh", "-c", kReadyThenWait});
+  ASSERT_EQ(runner.read_line(kDeadline), "ready") << runner.err();
 
   auto e = root_.schroot({"-c", "busy", "-e", "--session-lock-timeout", "0"});
+  runner.close_stdin();
 
   EXPECT_EQ(e.status, 1);
-  EXPECT_NE(e.err.find("pid"), std::string::npos) << e.err;
-  int ws;
-  waitpid(runner, &ws, 0);
-  EXPECT_EQ(WEXITSTATUS(ws), 0) << "-r finished undisturbed";
+  EXPECT_NE(e.err.find("held by pid " + std::to_string(runner.pid())), std::string::npos) << e.err;
+  EXPECT_EQ(runner.wait(kDeadline), 0) << "-r finished undisturbed: " << runner.err();
   EXPECT_EQ(root_.schroot({"-c", "busy", "-e"}).status, 0);
 }
 
@@ -225,23 +269,21 @@ TEST_F(Locks, EndTimeoutNamesTheBusyPid) {
 namespace {
 
 TEST_F(Locks, InterruptDuringBeginRollsBackAndLeavesNothing) {
-  root_.add_hook("15slow", "#!/bin/sh\n[ \"$1\" = setup-start ] && sleep 1\nexit 0\n");
+  ParkedHook hook(root_, "15park", "setup-start");
   for (int sig : {SIGINT, SIGTERM}) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      // The child resets signals the test process ignores (ctest/make may).
-      signal(SIGINT, SIG_DFL);
-      signal(SIGTERM, SIG_DFL);
-      schroot::test::exec_program(SCHROOT_UNDER_TEST, {"-c", "bb", "-d", "/", "--", "true"}, {});
-    }
-    while (root_.records().empty()) usleep(5000);
-    usleep(200 * 1000);
+    // Background sets the signals the test process ignores (ctest/make may) back to default.
+    Background begin(SCHROOT_UNDER_TEST, {"-c", "bb", "-d", "/", "--", "echo", "ran"});
+    ASSERT_TRUE(hook.wait_parked()) << "signal " << sig << ": the begin never reached its hooks: " << begin.err();
 
-    kill(pid, sig);
-    int ws;
-    waitpid(pid, &ws, 0);
+    // Signalled in the middle of a stage, which then finishes: the begin rolls back.
+    ASSERT_EQ(kill(begin.pid(), sig), 0);
+    ASSERT_TRUE(hook.release());
+    const int status = begin.wait(kDeadline);
 
-    EXPECT_FALSE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "signal " << sig;
+    // Rolled back, then ended by the signal it was sent.
+    EXPECT_EQ(status, 128 + sig) << begin.err();
+    EXPECT_NE(begin.err().find("interrupted by a signal; rolling back"), std::string::npos) << begin.err();
+    EXPECT_EQ(begin.read_line(std::chrono::milliseconds(0)), std::nullopt) << "signal " << sig << ": the command ran";
     EXPECT_TRUE(root_.records().empty()) << "signal " << sig;
     EXPECT_TRUE(root_.mounts_below_root().empty()) << "signal " << sig;
     EXPECT_TRUE(root_.union_dirs().empty()) << "signal " << sig;

@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <thread>
 
 #include "src/record.h"
 #include "src/sys/fs.h"
@@ -33,16 +32,8 @@ using schroot::test::trim;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Polls `ready` until it holds or `seconds` pass; every wait in these tests ends.
-bool wait_until(const std::function<bool()>& ready, int seconds = 20) {
-  const auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (!ready()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
+using schroot::test::kDeadline;
+using schroot::test::wait_until;
 
 class Attack : public ::testing::Test {
  protected:
@@ -127,7 +118,7 @@ pid_t fork_at_pid(pid_t pid, const std::function<void()>& in_child, int hold_fd)
 // initgroups read the forged /etc/group as root: the command ran in groups 0 and 6).
 TEST_F(Attack, RunSessionRefusesAProcessThatTookADeadAutomaticSessionsPid) {
   pid_t owner = spawn_as_nobody({"-c", "bb", "-d", "/", "--", "sleep", "1000"});
-  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }))
+  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }, kDeadline))
       << "the automatic session never became active";
   const std::string id = root_.records()[0];
   const SessionRecord before = record(id);
@@ -176,17 +167,18 @@ TEST_F(Attack, RunSessionRefusesAProcessThatTookADeadAutomaticSessionsPid) {
   EXPECT_TRUE(wait_until([&] {
     const std::string stat = read_text("/proc/" + std::to_string(command) + "/stat");
     return stat.empty() || stat.find(") Z ") != std::string::npos;
-  }, 5)) << "the command left in the stale session still runs";
+  }, std::chrono::seconds(5))) << "the command left in the stale session still runs";
 }
 
 // Finding 1: an automatic session whose process died is stale even while a command
 // that joined it (-r) runs on there, holding its lock: recovery ends that command.
 TEST_F(Attack, RecoveryEndsWhatStillRunsInADeadAutomaticSession) {
   pid_t owner = spawn_as_nobody({"-c", "bb", "-d", "/", "--", "sleep", "1000"});
-  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }));
+  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }, kDeadline));
   const std::string id = root_.records()[0];
   pid_t joined = spawn_as_nobody({"-r", "-c", id, "-d", "/", "--", "sh", "-c", "touch /tmp/joined; exec sleep 1000"});
-  ASSERT_TRUE(wait_until([&] { return path_exists(root_.state() + "/union/overlay/" + id + "/upper/tmp/joined"); }));
+  ASSERT_TRUE(wait_until(
+      [&] { return path_exists(root_.state() + "/union/overlay/" + id + "/upper/tmp/joined"); }, kDeadline));
   kill(owner, SIGKILL);
   waitpid(owner, nullptr, 0);
 
@@ -194,7 +186,8 @@ TEST_F(Attack, RecoveryEndsWhatStillRunsInADeadAutomaticSession) {
   auto rec = as_nobody({"--recover-session", "-c", id, "--session-lock-timeout", "15"});
   const auto took = Clock::now() - start;
 
-  const bool joined_ended = wait_until([&] { return waitpid(joined, nullptr, WNOHANG) == joined; }, 5);
+  const bool joined_ended =
+      wait_until([&] { return waitpid(joined, nullptr, WNOHANG) == joined; }, std::chrono::seconds(5));
   if (!joined_ended) {
     kill(joined, SIGKILL);
     waitpid(joined, nullptr, 0);
@@ -210,7 +203,7 @@ TEST_F(Attack, RecoveryEndsWhatStillRunsInADeadAutomaticSession) {
 // the host's group database, resolved before entering the session.
 TEST_F(Attack, RunSessionInALiveAutomaticSessionHasTheHostsGroups) {
   pid_t owner = spawn_as_nobody({"-c", "bb", "-d", "/", "--", "sleep", "1000"});
-  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }));
+  ASSERT_TRUE(wait_until([&] { return root_.records().size() == 1 && active(root_.records()[0]); }, kDeadline));
   const std::string id = root_.records()[0];
   // Inside the session, /etc/group says nobody is in group 0: it must not count.
   root_.write_file(tree_ + "/etc/group", "root:x:0:nobody\n");
@@ -349,7 +342,8 @@ TEST_F(Attack, RecoverAllSessionsSkipsASessionInUse) {
   ASSERT_EQ(as_nobody({"-c", "bb", "-b", "-n", "busy"}).status, 0);
   const std::string flag = tree_ + "/tmp/running";
   pid_t runner = spawn_as_nobody({"-r", "-c", "busy", "-d", "/", "--", "sh", "-c", "touch /tmp/running; sleep 30"});
-  ASSERT_TRUE(wait_until([&] { return path_exists(root_.state() + "/union/overlay/busy/upper/tmp/running"); }));
+  ASSERT_TRUE(
+      wait_until([&] { return path_exists(root_.state() + "/union/overlay/busy/upper/tmp/running"); }, kDeadline));
 
   const auto start = Clock::now();
   auto r = as_nobody({"--recover-session", "--all-sessions", "--session-lock-timeout", "20"});

@@ -4,6 +4,7 @@
 // printed so CI logs carry them. SCHROOT_TEST_LONG=1 (make check-long) runs more.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "src/sys/command.h"
 #include "src/sys/loop_device.h"
 #include "test/privileged/harness.h"
 
@@ -30,15 +32,14 @@ int run_cmd(const std::string& cmd) {
 
 // Starts the schroot under test without waiting; returns its pid.
 pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    schroot::test::exec_program(SCHROOT_UNDER_TEST, args, env);
-  }
-  return pid;
+  schroot::sys::Command cmd = schroot::test::program_command(SCHROOT_UNDER_TEST, args, env);
+  cmd.in = cmd.out = cmd.err = schroot::sys::Stream::null();
+  return schroot::sys::Child::spawn(cmd).release();  // reaped by wait_status
+}
+
+bool has_exited(const schroot::sys::UniqueFd& pidfd) {
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  return poll(&p, 1, 0) == 1;  // a pidfd is readable once its process has exited
 }
 
 int wait_status(pid_t pid) {
@@ -168,17 +169,26 @@ TEST_F(Fault, RandomKillsFromOutsideDuringBeginAndEndLeakNothing) {
 
 TEST_F(Fault, KilledAutomaticSessionIsCleanedUpByRecovery) {
   for (const char* chroot : kChroots) {
-    pid_t pid = spawn({"-c", chroot, "-d", "/", "--", "sleep", "30"});
-    // Wait until the session is active, then kill schroot (its command lives on).
-    for (int i = 0; i < 200 && root_.records().empty(); ++i) usleep(10000);
-    usleep(200000);
-    kill(pid, SIGKILL);
-    wait_status(pid);
+    SCOPED_TRACE(chroot);
+    // The command prints its pid once it runs (the session is active), then waits.
+    schroot::test::Background session(SCHROOT_UNDER_TEST, {"-c", chroot, "-d", "/", "--", "sh", "-c",
+                                                           std::string("echo $$; ") + schroot::test::kReadyThenWait});
+    const auto pid_line = session.read_line(schroot::test::kDeadline);
+    ASSERT_TRUE(pid_line) << "the command never ran: " << session.err();
+    const schroot::sys::UniqueFd command = schroot::sys::open_pidfd(std::atoi(pid_line->c_str()));
+    ASSERT_TRUE(command) << "command pid " << *pid_line;
+
+    // The kill lands while the command runs: schroot dies of it, the command lives on.
+    ASSERT_EQ(kill(session.pid(), SIGKILL), 0);
+    ASSERT_EQ(session.wait(schroot::test::kDeadline), 128 + SIGKILL) << session.err();
+    ASSERT_FALSE(has_exited(command)) << "the command went with its schroot: nothing left to recover";
 
     auto list = root_.schroot({"--list", "--all-sessions"});
     EXPECT_NE(list.out.find("session:"), std::string::npos) << "automatic sessions are listed";
     recover_all();
-    EXPECT_EQ(leaks(), 0) << chroot;
+    EXPECT_EQ(leaks(), 0);
+    EXPECT_TRUE(schroot::test::wait_until([&] { return has_exited(command); }, schroot::test::kDeadline))
+        << "recovery left the stale session's command running";
   }
 }
 
@@ -189,8 +199,7 @@ TEST_F(Concurrency, SixteenParallelBeginRunEndLoopsNeverFailOrLeak) {
   const int loops = 16;
   std::vector<pid_t> workers;
   for (int w = 0; w < loops; ++w) {
-    pid_t pid = fork();
-    if (pid == 0) {
+    schroot::sys::Child worker = schroot::sys::Child::fork_function([&, w] {
       const char* chroot = kChroots[w % 2];  // dir and ovl: images have one claim each
       const auto end = std::chrono::steady_clock::now() + duration;
       int n = 0;
@@ -201,14 +210,14 @@ TEST_F(Concurrency, SixteenParallelBeginRunEndLoopsNeverFailOrLeak) {
         auto e = root_.schroot({"-c", id, "-e"});
         if (b.status || r.status || e.status) {
           std::fprintf(stderr, "worker %d: %s %s %s\n", w, b.err.c_str(), r.err.c_str(), e.err.c_str());
-          _exit(1);
+          return 1;
         }
       }
       std::printf("worker %d: %d sessions\n", w, n);
       std::fflush(stdout);
-      _exit(0);
-    }
-    workers.push_back(pid);
+      return 0;
+    });
+    workers.push_back(worker.release());  // reaped by wait_status
   }
   int failures = 0;
   for (pid_t pid : workers) failures += wait_status(pid) != 0;

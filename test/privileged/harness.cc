@@ -5,11 +5,12 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
-// For wait_until, has_open and Background.
+// For has_open and Background.
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -298,20 +299,20 @@ Background::Background(const std::string& binary, const std::vector<std::string>
   sys::UniqueFd in_r(in_pipe[0]), out_w(out_pipe[1]);
   in_ = sys::UniqueFd(in_pipe[1]);
   out_ = sys::UniqueFd(out_pipe[0]);
-  pid_ = ::fork();
-  must(pid_ >= 0, "fork");
-  if (pid_ == 0) {
-    ::dup2(in_r.get(), 0);
-    ::dup2(out_w.get(), 1);
-    // The test runner may ignore these; schroot must see them as a shell's child would.
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_DFL);
-    if (::chdir("/") != 0) ::_exit(126);
-    exec_program(binary, args, env);
-  }
-}
-
-Background::~Background() {
-  if (pid_ > 0) wait(std::chrono::milliseconds(0));
+  // stderr to a memory file, not a pipe: nothing has to read it while the test waits.
+  err_ = sys::UniqueFd(::memfd_create("background-stderr", MFD_CLOEXEC));
+  must(bool(err_), "memfd_create");
+  sys::Command cmd = program_command(binary, args, env);
+  cmd.in = sys::Stream::fd(in_r.get());
+  cmd.out = sys::Stream::fd(out_w.get());
+  cmd.err = sys::Stream::fd(err_.get());
+  cmd.before_exec = [](sys::ExecTarget&) { return ::chdir("/") == 0 ? 0 : 1; };
+  child_ = sys::Child::spawn(cmd);
+  if (auto failure = child_.started())
+    throw std::runtime_error("cannot start " + binary + " (step " + std::to_string(failure->step) +
+                             "): " + std::strerror(failure->error));
+  pidfd_ = sys::open_pidfd(child_.pid());
+  must(bool(pidfd_), "pidfd_open");
 }
 
 std::optional<std::string> Background::read_line(std::chrono::milliseconds deadline) {
@@ -323,15 +324,19 @@ std::optional<std::string> Background::read_line(std::chrono::milliseconds deadl
       buffered_.erase(0, nl + 1);
       return line;
     }
+    if (!out_) return std::nullopt;
+    // Polled at least once: output already there counts even with no time left.
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || !out_) return std::nullopt;
     struct pollfd p = {out_.get(), POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    const int ready = ::poll(&p, 1, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count(), 0)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) return std::nullopt;
     char buf[4096];
     const ssize_t n = ::read(out_.get(), buf, sizeof buf);
-    if (n <= 0) return std::nullopt;
+    if (n <= 0) {
+      out_.reset();  // end of file: nothing more will come
+      return std::nullopt;
+    }
     buffered_.append(buf, static_cast<size_t>(n));
   }
 }
@@ -339,19 +344,23 @@ std::optional<std::string> Background::read_line(std::chrono::milliseconds deadl
 void Background::close_stdin() { in_.reset(); }
 
 int Background::wait(std::chrono::milliseconds deadline) {
-  if (pid_ <= 0) return -1;
-  int ws = 0;
-  const bool ended = wait_until([&] { return ::waitpid(pid_, &ws, WNOHANG) == pid_; }, deadline);
-  if (!ended) {
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
-    }
-  }
-  pid_ = -1;
-  in_.reset();
-  out_.reset();
-  if (!ended) return -1;
-  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+  if (!pidfd_) return -1;
+  // The pidfd is readable once the child has exited.
+  struct pollfd p = {pidfd_.get(), POLLIN, 0};
+  const bool ended = wait_until([&] { return ::poll(&p, 1, 0) == 1; }, deadline);
+  if (!ended) child_.send_signal(SIGKILL);
+  const sys::ExitStatus status = child_.wait();
+  pidfd_.reset();
+  return !ended ? -1 : status.exited ? status.code : 128 + status.signal;
+}
+
+std::string Background::err() const {
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  for (off_t at = 0; (n = ::pread(err_.get(), buf, sizeof buf, at)) > 0; at += n)
+    text.append(buf, static_cast<size_t>(n));
+  return text;
 }
 
 }  // namespace schroot::test

@@ -106,17 +106,14 @@ bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds de
 bool has_open(pid_t pid, const std::string& path);
 
 // A program (the schroot under test, say) running in the background, its stdin and
-// stdout pipes that the test holds; its stderr is the test's. A command in the chroot
-// says it is ready by printing a line and ends when the test closes its stdin
-// (`sh -c 'echo ready; read x'`): pipes, not sleeps.
+// stdout pipes that the test holds, its stderr kept for err(). A command in the
+// chroot says it is ready by printing a line and ends when the test closes its stdin
+// (kReadyThenWait): pipes, not sleeps. Destroyed while running, it is SIGKILLed.
 class Background {
  public:
   Background(const std::string& binary, const std::vector<std::string>& args,
              const std::vector<std::string>& env = {});
-  ~Background();  // SIGKILLs and reaps it if it still runs
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   // The next line it printed, without the newline; nullopt when its output ended or
   // no whole line came before the deadline.
   std::optional<std::string> read_line(std::chrono::milliseconds deadline);
@@ -124,11 +121,18 @@ class Background {
   // Its exit status (or 128+signal); -1 when it had not ended by the deadline, and
   // then it is SIGKILLed and reaped.
   int wait(std::chrono::milliseconds deadline);
+  std::string err() const;  // what it wrote to stderr so far
 
  private:
-  pid_t pid_ = -1;
-  sys::UniqueFd in_, out_;
+  sys::Child child_;
+  sys::UniqueFd pidfd_, in_, out_, err_;
   std::string buffered_;
 };
+// A script for `sh -c` in a Background: "ready" once it runs in the chroot, then it
+// waits until the test closes its stdin, and exits 0.
+constexpr char kReadyThenWait[] = "echo ready; read line; exit 0";
+// Deadline of every wait for a process in these tests: far longer than any step
+// takes, short enough that a hang fails the test instead of the whole run.
+constexpr std::chrono::milliseconds kDeadline{20000};
 
 }  // namespace schroot::test

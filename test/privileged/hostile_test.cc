@@ -1,6 +1,9 @@
 // Hostile chroot contents: symlinks, FIFOs, device nodes and loops planted where
 // the session's stages mount or write. Nothing outside the chroot may change, no
-// stage may hang, and a refused session leaves nothing behind.
+// stage may hang, and a refused session leaves nothing behind. Each test also says
+// which way the session went: it ran its command (which printed what the stages
+// wrote), or it was refused naming what was in the way. "Outside untouched" alone
+// would pass for a schroot that failed before any stage ran.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -10,6 +13,7 @@
 
 using schroot::test::path_exists;
 using schroot::test::read_text;
+using schroot::test::RunResult;
 using schroot::test::TestRoot;
 
 namespace {
@@ -40,7 +44,21 @@ class Hostile : public ::testing::Test {
     std::string cmd = "rm -rf '" + p + "'";
     ASSERT_EQ(system(cmd.c_str()), 0);
   }
-  schroot::test::RunResult session() { return root_.schroot({"-c", "bad", "-d", "/", "--", "true"}); }
+  // The command shows what copyfiles wrote: it ran only if every stage did.
+  RunResult session() { return root_.schroot({"-c", "bad", "-d", "/", "--", "sh", "-c", "echo ran; cat /etc/copied"}); }
+  void expect_ran(const RunResult& r) {
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "ran\ncopied\n") << r.err;
+  }
+  // Refused by the stage that met `in_the_way` (the step and path of the message:
+  // "mkdir /etc in ROOT"), for `reason`; the command never ran.
+  void expect_refused(const RunResult& r, const std::string& in_the_way, const std::string& reason) {
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find(in_the_way + " in " + root_.run_dir() + "/mount/bad-"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(reason), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("the session was rolled back"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
 
   TestRoot root_;
   std::string tree_, outside_;
@@ -50,17 +68,36 @@ TEST_F(Hostile, AbsoluteEtcSymlinkToTheHostStaysInsideTheChroot) {
   replace("/etc");
   ASSERT_EQ(symlink(outside_.c_str(), (tree_ + "/etc").c_str()), 0);
 
-  session();
+  auto r = session();
 
+  // Resolved in the chroot, the link leads to a directory that is not there.
+  expect_refused(r, "mkdir /etc", "a dangling symbolic link is in the way");
   expect_outside_untouched();
+}
+
+// The same link, with its target present inside the chroot: the session runs and
+// every file lands there.
+TEST_F(Hostile, AbsoluteEtcSymlinkLeadsToItsTargetInsideTheChroot) {
+  replace("/etc");
+  ASSERT_EQ(symlink(outside_.c_str(), (tree_ + "/etc").c_str()), 0);
+  ASSERT_EQ(system(("mkdir -p '" + tree_ + outside_ + "'").c_str()), 0);
+
+  auto r = session();
+
+  expect_ran(r);
+  expect_outside_untouched();
+  EXPECT_EQ(read_text(tree_ + outside_ + "/copied"), "copied\n");
+  EXPECT_TRUE(path_exists(tree_ + outside_ + "/passwd"));
 }
 
 TEST_F(Hostile, RelativeEscapingSymlinkIsClampedToTheRoot) {
   replace("/etc");
   ASSERT_EQ(symlink("../../../../../../outside", (tree_ + "/etc").c_str()), 0);
 
-  session();
+  auto r = session();
 
+  // Clamped, the link names /outside in the chroot, which is not there.
+  expect_refused(r, "mkdir /etc", "a dangling symbolic link is in the way");
   expect_outside_untouched();
 }
 
@@ -69,8 +106,9 @@ TEST_F(Hostile, ChainedSymlinksAtAMountPointStayInside) {
   ASSERT_EQ(symlink("/x/b", (tree_ + "/mnt").c_str()), 0);
   ASSERT_EQ(symlink(outside_.c_str(), (tree_ + "/x/b").c_str()), 0);
 
-  session();
+  auto r = session();
 
+  expect_refused(r, "mkdir /mnt", "a dangling symbolic link is in the way");
   expect_outside_untouched();
 }
 
@@ -79,7 +117,7 @@ TEST_F(Hostile, DebianChrootSymlinkToAHostFileIsReplacedNotFollowed) {
 
   auto r = session();
 
-  EXPECT_EQ(r.status, 0) << r.err;
+  expect_ran(r);
   expect_outside_untouched();
   EXPECT_EQ(read_text(tree_ + "/etc/debian_chroot"), "bad\n");
 }
@@ -88,9 +126,12 @@ TEST_F(Hostile, FifoAtAWriteTargetDoesNotHang) {
   ASSERT_EQ(mkfifo((tree_ + "/etc/passwd").c_str(), 0644), 0);
   ASSERT_EQ(mkfifo((tree_ + "/etc/copied").c_str(), 0644), 0);
 
-  session();
+  auto r = session();
 
+  // Both FIFOs were replaced by the files (the command read the copy).
+  expect_ran(r);
   expect_outside_untouched();
+  EXPECT_NE(read_text(tree_ + "/etc/passwd").find("root:"), std::string::npos);
 }
 
 TEST_F(Hostile, FifoAtAMountPointIsRefusedCleanly) {
@@ -99,8 +140,7 @@ TEST_F(Hostile, FifoAtAMountPointIsRefusedCleanly) {
 
   auto r = session();
 
-  EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("/mnt/t"), std::string::npos) << r.err;
+  expect_refused(r, "mkdir /mnt/t", "a FIFO is in the way");
   expect_outside_untouched();
 }
 
@@ -110,7 +150,7 @@ TEST_F(Hostile, DeviceNodeAtAMountPointIsRefusedCleanly) {
 
   auto r = session();
 
-  EXPECT_EQ(r.status, 1);
+  expect_refused(r, "mkdir /proc", "a character device is in the way");
   expect_outside_untouched();
 }
 
@@ -120,15 +160,16 @@ TEST_F(Hostile, SymlinkLoopAtAMountPointIsRefusedCleanly) {
 
   auto r = session();
 
-  EXPECT_EQ(r.status, 1);
+  expect_refused(r, "resolve /mnt", "Too many levels of symbolic links");
   expect_outside_untouched();
 }
 
-TEST_F(Hostile, DanglingSymlinkAtAMountPointIsHandledInside) {
+TEST_F(Hostile, DanglingSymlinkAtAMountPointIsRefusedCleanly) {
   ASSERT_EQ(symlink("/nowhere/deep", (tree_ + "/mnt").c_str()), 0);
 
-  session();
+  auto r = session();
 
+  expect_refused(r, "mkdir /mnt", "a dangling symbolic link is in the way");
   expect_outside_untouched();
 }
 

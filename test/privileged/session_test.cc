@@ -4,6 +4,9 @@
 
 #include "test/privileged/harness.h"
 
+using schroot::test::Background;
+using schroot::test::kDeadline;
+using schroot::test::kReadyThenWait;
 using schroot::test::path_exists;
 using schroot::test::read_text;
 using schroot::test::TestRoot;
@@ -87,12 +90,17 @@ TEST_F(Session, DefaultSessionIdIsChrootNameAndUuid) {
 
 TEST_F(Session, RunAndEndUseOnlyTheRecordEvenAfterChrootConfChanged) {
   ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s2"}).status, 0);
-  root_.write_config("");
+  // Broken, not just empty (an empty file is only a warning): a verb that reads it fails.
+  root_.write_config("[bb]\ntype=directory\ndirectory=srv/relative\n");
+  auto begin = root_.schroot({"-c", "bb", "--", "true"});
+  ASSERT_EQ(begin.status, 1) << "chroot.conf is not broken";
+  ASSERT_NE(begin.err.find("chroot.conf"), std::string::npos) << begin.err;
 
-  auto r = root_.schroot({"-c", "s2", "-r", "-d", "/", "--", "true"});
+  auto r = root_.schroot({"-c", "s2", "-r", "-d", "/", "--", "cat", "/etc/debian_chroot"});
   auto e = root_.schroot({"-c", "s2", "-e"});
 
   EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "bb") << "the command ran in the session";
   EXPECT_EQ(e.status, 0) << e.err;
   expect_no_leaks();
 }
@@ -177,22 +185,18 @@ TEST_F(Session, HookEnvironmentDescribesTheSession) {
 
 TEST_F(Session, EndWhileRunIsActiveWaitsThenFailsNamingTheSession) {
   ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s8"}).status, 0);
-  pid_t runner = fork();
-  if (runner == 0) {
-    root_.schroot({"-c", "s8", "-r", "-d", "/", "--", "sleep", "3"});
-    _exit(0);
-  }
-  usleep(500 * 1000);
+  Background runner(SCHROOT_UNDER_TEST, {"-c", "s8", "-r", "-d", "/", "--", "sh", "-c", kReadyThenWait});
+  ASSERT_EQ(runner.read_line(kDeadline), "ready") << runner.err();
 
   auto e = root_.schroot({"-c", "s8", "-e", "--session-lock-timeout", "1"});
 
   EXPECT_EQ(e.status, 1);
-  EXPECT_NE(e.err.find("s8"), std::string::npos) << e.err;
+  EXPECT_NE(e.err.find("session s8"), std::string::npos) << e.err;
   EXPECT_TRUE(path_exists(root_.run_dir() + "/mount/s8/bin/busybox"));
+  // --force kills the command that holds the session: its schroot ends too.
   auto f = root_.schroot({"-c", "s8", "-e", "-f"});
   EXPECT_EQ(f.status, 0) << f.err;
-  int ws;
-  waitpid(runner, &ws, 0);
+  EXPECT_NE(runner.wait(kDeadline), -1) << "the command survived -e --force";
   expect_no_leaks();
 }
 
@@ -228,26 +232,19 @@ TEST_F(Session, DebianChrootNamesTheChroot) {
 namespace {
 
 TEST_F(Session, RunJoinsARunningAutomaticSession) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    schroot::test::exec_program(SCHROOT_UNDER_TEST, {"-c", "bb", "-d", "/", "--", "sh", "-c", "echo here > /tmp/auto-marker; sleep 2"}, {});
-  }
-  std::string id;
-  for (int i = 0; i < 300 && id.empty(); ++i) {
-    auto l = root_.schroot({"--list", "--all-sessions"});
-    if (l.out.rfind("session:", 0) == 0) id = trim(l.out).substr(8);
-    usleep(10000);
-  }
-  ASSERT_FALSE(id.empty());
-  usleep(300 * 1000);
+  Background automatic(SCHROOT_UNDER_TEST, {"-c", "bb", "-d", "/", "--", "sh", "-c",
+                                            std::string("echo here > /tmp/auto-marker; ") + kReadyThenWait});
+  ASSERT_EQ(automatic.read_line(kDeadline), "ready") << automatic.err();
+  auto l = root_.schroot({"--list", "--all-sessions"});
+  ASSERT_EQ(l.out.rfind("session:bb-", 0), 0u) << l.out << l.err;
+  const std::string id = trim(l.out).substr(8);
 
   auto r = root_.schroot({"-c", id, "-r", "-d", "/", "--", "cat", "/tmp/auto-marker"});
-  int ws;
-  waitpid(pid, &ws, 0);
+  automatic.close_stdin();
 
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(trim(r.out), "here");
-  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+  EXPECT_EQ(automatic.wait(kDeadline), 0) << automatic.err();
   expect_no_leaks();
 }
 

@@ -1,10 +1,18 @@
 // Overlay unions and loop-file images, end to end with the real binary.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
+#include "src/sys/command.h"
 #include "src/sys/loop_device.h"
+#include "src/sys/mount.h"
 #include "test/privileged/harness.h"
 
 using schroot::test::path_exists;
@@ -314,18 +322,50 @@ TEST_F(Union, SessionThatCannotBeUndoneIsMarkedBrokenWithTheReasonAndEndsLater) 
 
 namespace {
 
-TEST_F(Union, RecoverLeavesAHealthySessionAndItsCommandsAlone) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "healthy"}).status, 0);
-  pid_t runner = fork();
-  if (runner == 0) _exit(root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "sleep", "1"}).status);
-  usleep(200 * 1000);
+// The ids of the mounts at and below `path`, in mountinfo order: the same ids are
+// the same mounts, never unmounted and mounted again.
+std::vector<int> mount_ids_at_or_below(const std::string& path) {
+  std::vector<int> ids;
+  for (const auto& m : schroot::sys::read_mountinfo())
+    if (m.mount_point == path || m.mount_point.rfind(path + "/", 0) == 0) ids.push_back(m.id);
+  return ids;
+}
 
-  auto rec = root_.schroot({"-c", "healthy", "--recover-session", "--session-lock-timeout", "5"});
-  int ws;
-  waitpid(runner, &ws, 0);
+schroot::sys::DirIdentity session_root(const std::string& path) {
+  schroot::sys::UniqueFd fd(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  auto id = fd ? schroot::sys::identity_of(fd.get()) : std::nullopt;
+  return id ? *id : schroot::sys::DirIdentity{};
+}
+
+bool has_exited(const schroot::sys::UniqueFd& pidfd) {
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  return poll(&p, 1, 0) == 1;  // a pidfd is readable once its process has exited
+}
+
+TEST_F(Union, RecoverLeavesAHealthySessionAndItsCommandsAlone) {
+  // sh gives a background command /dev/null as its stdin.
+  ASSERT_EQ(mknod((tree_ + "/dev/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "healthy"}).status, 0);
+  // A command a build left running in the session (a daemon): it holds no session
+  // lock, so only the health check keeps recovery from ending it and remounting.
+  auto started = root_.schroot(
+      {"-c", "healthy", "-r", "-d", "/", "--", "sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"});
+  ASSERT_EQ(started.status, 0) << started.err;
+  const pid_t daemon = std::atoi(started.out.c_str());
+  const schroot::sys::UniqueFd pidfd = schroot::sys::open_pidfd(daemon);
+  ASSERT_TRUE(pidfd) << "daemon pid " << daemon;
+  const std::string mount_location = root_.run_dir() + "/mount/healthy";
+  ASSERT_TRUE(schroot::test::rooted_under(daemon, session_root(mount_location))) << "not in the session";
+  const std::vector<int> mounts = mount_ids_at_or_below(mount_location);
+  ASSERT_FALSE(mounts.empty());
+
+  auto rec = root_.schroot({"-c", "healthy", "--recover-session"});
 
   EXPECT_EQ(rec.status, 0) << rec.err;
-  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "the running command was not disturbed";
+  EXPECT_FALSE(has_exited(pidfd)) << "recovery ended a command running in a healthy session";
+  EXPECT_EQ(mount_ids_at_or_below(mount_location), mounts) << "recovery remounted a healthy session";
+  schroot::sys::signal_pidfd(pidfd.get(), SIGKILL);
+  EXPECT_TRUE(schroot::test::wait_until([&] { return has_exited(pidfd); }, schroot::test::kDeadline));
   EXPECT_EQ(root_.schroot({"-c", "healthy", "-e"}).status, 0);
   expect_no_leaks();
 }

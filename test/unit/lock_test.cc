@@ -358,6 +358,23 @@ TEST_F(FileLockTest, MissingDirectoryIsASystemError) {
 namespace schroot {
 namespace {
 
+// Polls (bounded) until process `pid` has the file now at `path` open.
+bool has_open_within(pid_t pid, const std::string& path, std::chrono::milliseconds deadline) {
+  struct stat want;
+  if (::stat(path.c_str(), &want) != 0) return false;
+  const std::string fds = "/proc/" + std::to_string(pid) + "/fd";
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  do {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fds, ec)) {
+      struct stat st;
+      if (::stat(e.path().c_str(), &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino) return true;
+    }
+    ::usleep(1000);
+  } while (std::chrono::steady_clock::now() < end);
+  return false;
+}
+
 // A waiter that was blocked on a lock file its holder removed must end up holding
 // the file now at the path, never the removed one (two "holders" otherwise).
 TEST_F(FileLockTest, WaiterOnARemovedLockFileLocksTheNewFile) {
@@ -384,7 +401,11 @@ TEST_F(FileLockTest, WaiterOnARemovedLockFileLocksTheNewFile) {
   });
   char c;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::usleep(50 * 1000);  // let the child block on the old file
+  // The race needs the child waiting on the file that is about to go: it has it open
+  // (FileLock::acquire opens once, then retries the lock). Without this wait the child
+  // could open the path after the removal and pass without the race.
+  ASSERT_TRUE(has_open_within(waiter.pid(), path_, std::chrono::seconds(10)))
+      << "the child never opened the lock file";
 
   first->remove_file();
   first.reset();
