@@ -82,16 +82,22 @@ SetuidCopy::SetuidCopy() {
   char dir[] = "/tmp/schroot-setuid-XXXXXX";
   must(::mkdtemp(dir) != nullptr, "mkdtemp /tmp/schroot-setuid-XXXXXX");
   dir_ = dir;
-  must(::mount("schroot-setuid", dir, "tmpfs", MS_NODEV, "mode=0755,size=64m") == 0, "mount tmpfs " + dir_);
-  path_ = dir_ + "/schroot";
-  {
+  try {
+    must(::mount("schroot-setuid", dir, "tmpfs", MS_NODEV, "mode=0755,size=64m") == 0, "mount tmpfs " + dir_);
+    path_ = dir_ + "/schroot";
     std::ifstream in(SCHROOT_UNDER_TEST, std::ios::binary);
     std::ofstream out(path_, std::ios::binary);
     out << in.rdbuf();
     must(in.good() && out.good(), "copy " + std::string(SCHROOT_UNDER_TEST) + " to " + path_);
+    out.close();
+    // chmod after writing: the kernel clears the setuid bit on every write.
+    must(::chmod(path_.c_str(), 04755) == 0, "chmod " + path_);
+  } catch (...) {
+    // A constructor that throws gets no destructor call: undo here.
+    ::umount2(dir_.c_str(), MNT_DETACH);
+    ::rmdir(dir_.c_str());
+    throw;
   }
-  // chmod after writing: the kernel clears the setuid bit on every write.
-  must(::chmod(path_.c_str(), 04755) == 0, "chmod " + path_);
 }
 
 SetuidCopy::~SetuidCopy() {
@@ -153,19 +159,6 @@ sys::Command program_command(const std::string& binary, const std::vector<std::s
   cmd.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=dumb"};
   cmd.env.insert(cmd.env.end(), env.begin(), env.end());
   return cmd;
-}
-
-void exec_program(const std::string& binary, const std::vector<std::string>& args,
-                  const std::vector<std::string>& env) {
-  sys::Command cmd = program_command(binary, args, env);
-  std::vector<char*> argv;
-  for (auto& a : cmd.argv) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (auto& e : cmd.env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  ::execve(argv[0], argv.data(), envp.data());
-  ::_exit(127);
 }
 
 RunResult run_program(const std::string& binary, const std::vector<std::string>& args,

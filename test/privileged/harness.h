@@ -81,9 +81,6 @@ sys::Command program_command(const std::string& binary, const std::vector<std::s
 RunResult run_program(const std::string& binary, const std::vector<std::string>& args,
                       const std::vector<std::string>& env, const std::string& stdin_text = "",
                       const std::function<void()>& in_child = {});
-// In a forked child: execs binary with args and a PATH-only environment plus env.
-[[noreturn]] void exec_program(const std::string& binary, const std::vector<std::string>& args,
-                               const std::vector<std::string>& env);
 
 // Test-only: is process `pid`'s root the directory `top` or anywhere below it, in any
 // mount namespace (an automatic session's included)? Walks up from its root by "..",
