@@ -4,17 +4,26 @@
 // never the backend's code: the engine replays the planned steps generically.
 #pragma once
 
+#include <map>
 #include <memory>
-#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "src/chroot_def.h"
 #include "src/paths.h"
-#include "src/record.h"
-#include "src/sys/loop_device.h"
+#include "src/undo_step.h"
 
 namespace schroot::backends {
+
+// What one backend holds for one session between its stages (loopback: the image and
+// its loop device), of a type only that backend knows.
+class BackendState {
+ public:
+  virtual ~BackendState() = default;
+  // Closes what the state holds open.
+  virtual void release() = 0;
+};
 
 // What the engine knows about the session being built; backends fill mount_device.
 struct SessionContext {
@@ -30,26 +39,22 @@ struct SessionContext {
   bool recovering = false;     // remounting an existing session after a reboot
   bool throwaway = false;      // an automatic session: its data never outlives this process
   std::string mount_device;    // set by the device stage (/dev/loopN), for hooks and --info
-  // The loop device, held open from attach until it is mounted: an autoclear device
-  // with no opener left would be detached by the kernel before the mount.
-  std::optional<sys::LoopDevice> loop;
-  // loopback: the image, opened once by plan_device (which sees a const context) so
-  // that the undo step's dev/ino and the attached loop device are of this very file.
-  mutable sys::UniqueFd image;
+  // The backend's own state for this session, created and used by the backend alone.
+  std::unique_ptr<BackendState> backend_state;
 
-  // Closes what the context holds open. Before a rollback: its detach waits for the
+  // Closes what the backend holds open. Before a rollback: its detach waits for the
   // device to be free, which our own open loop device would never be.
   void release_devices() {
-    loop.reset();
-    image.reset();
+    if (backend_state) backend_state->release();
   }
 };
 
 class SourceBackend {
  public:
   virtual ~SourceBackend() = default;
-  // Undo steps of 00device and 10mount, in doing order.
-  virtual void plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const = 0;
+  // Undo steps of 00device and 10mount, in doing order. Planning the device may
+  // open what its undo step must name exactly (loopback: the image), in the context.
+  virtual void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const = 0;
   virtual void plan_mount(const SessionContext& ctx, const std::string& target,
                           std::vector<UndoStep>& undo) const = 0;
   // 00device: attach a loop device, create a snapshot, ... (nothing for directory).

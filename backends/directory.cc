@@ -12,11 +12,11 @@
 
 namespace schroot::backends {
 
-void DirectoryBackend::plan_device(const SessionContext&, std::vector<UndoStep>&) const {}
+void DirectoryBackend::plan_device(SessionContext&, std::vector<UndoStep>&) const {}
 
 void DirectoryBackend::plan_mount(const SessionContext&, const std::string& target,
                                   std::vector<UndoStep>& undo) const {
-  undo.push_back({UndoStep::Op::kUnmountTree, target, "", 0, 0, "", "10mount"});
+  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
 }
 
 void DirectoryBackend::attach_device(SessionContext&) const {}

@@ -8,7 +8,7 @@ namespace schroot::backends {
 
 class DirectoryBackend : public SourceBackend {
  public:
-  void plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const override;
+  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
   void plan_mount(const SessionContext& ctx, const std::string& target,
                   std::vector<UndoStep>& undo) const override;
   void attach_device(SessionContext& ctx) const override;

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "src/error.h"
@@ -42,6 +44,24 @@ sys::UniqueFd open_image(const ChrootDef& def, bool read_only) {
                     " (a read-only image can be the read-only lower layer of a union: union-type=overlay)");
   if (!fd) throw SystemError("open", def.file, errno);
   return fd;
+}
+
+// What a loopback session holds between its stages. The image is opened once by
+// plan_device, so that the undo step's dev/ino and the attached loop device are of this
+// very file. The loop device is held open from attach until it is mounted: an autoclear
+// device with no opener left would be detached by the kernel before the mount.
+struct LoopbackState : BackendState {
+  sys::UniqueFd image;
+  std::optional<sys::LoopDevice> loop;
+  void release() override {
+    loop.reset();
+    image.reset();
+  }
+};
+
+LoopbackState& state_of(SessionContext& ctx) {
+  if (!ctx.backend_state) ctx.backend_state = std::make_unique<LoopbackState>();
+  return dynamic_cast<LoopbackState&>(*ctx.backend_state);
 }
 
 bool read_at(int fd, off_t off, void* buf, size_t n) {
@@ -84,28 +104,29 @@ std::string loop_label(const std::string& session_id) {
   return session_id.substr(0, kMax - 17) + "~" + hex;
 }
 
-void LoopbackBackend::plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const {
-  ctx.image = open_image(ctx.def, attach_read_only(ctx));
+void LoopbackBackend::plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const {
+  LoopbackState& state = state_of(ctx);
+  state.image = open_image(ctx.def, attach_read_only(ctx));
   struct stat st;
-  if (::fstat(ctx.image.get(), &st) != 0) throw SystemError("stat", ctx.def.file, errno);
-  UndoStep u{UndoStep::Op::kDetachLoop, "", ctx.def.file, static_cast<uint64_t>(st.st_dev),
-             static_cast<uint64_t>(st.st_ino), loop_label(ctx.id), "00device"};
-  undo.push_back(u);
+  if (::fstat(state.image.get(), &st) != 0) throw SystemError("stat", ctx.def.file, errno);
+  undo.push_back(UndoStep::detach_loop(ctx.def.file, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                                       loop_label(ctx.id), "00device"));
 }
 
 void LoopbackBackend::plan_mount(const SessionContext&, const std::string& target,
                                  std::vector<UndoStep>& undo) const {
-  undo.push_back({UndoStep::Op::kUnmountTree, target, "", 0, 0, "", "10mount"});
+  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
 }
 
 void LoopbackBackend::attach_device(SessionContext& ctx) const {
+  LoopbackState& state = state_of(ctx);
   // A recovery attaches again without planning.
-  if (!ctx.image) ctx.image = open_image(ctx.def, attach_read_only(ctx));
+  if (!state.image) state.image = open_image(ctx.def, attach_read_only(ctx));
   sys::LoopDevice::Options opts;
   opts.read_only = attach_read_only(ctx);
   opts.label = loop_label(ctx.id);
-  ctx.loop.emplace(sys::LoopDevice::attach_fd(ctx.image.get(), ctx.def.file, opts));
-  ctx.mount_device = ctx.loop->path();
+  state.loop.emplace(sys::LoopDevice::attach_fd(state.image.get(), ctx.def.file, opts));
+  ctx.mount_device = state.loop->path();
 }
 
 void LoopbackBackend::mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const {
@@ -114,7 +135,7 @@ void LoopbackBackend::mount_tree(SessionContext& ctx, const std::string& target,
   } catch (...) {
     // Detach now: the rollback's detach waits for the device to be released, which our
     // open fd of it would prevent.
-    ctx.loop.reset();
+    state_of(ctx).loop.reset();
     throw;
   }
 }
@@ -123,7 +144,8 @@ void LoopbackBackend::mount_image(SessionContext& ctx, const std::string& target
   if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no loop device attached");
   std::string fstype = ctx.def.filesystem_type, options;
   parse_mount_options(ctx.def.mount_options, fstype, options);
-  if (fstype.empty() && ctx.image) fstype = detect_filesystem(ctx.image.get());
+  LoopbackState& state = state_of(ctx);
+  if (fstype.empty() && state.image) fstype = detect_filesystem(state.image.get());
   if (fstype.empty())
     throw UserError(ctx.def.name + ": cannot detect the filesystem of ‘" + ctx.def.file +
                     "’; set filesystem-type= in chroot.conf");
@@ -139,7 +161,7 @@ void LoopbackBackend::mount_image(SessionContext& ctx, const std::string& target
   }
   sys::UniqueFd mounted = attach_location(ctx, std::move(image_mount), target_fd.get(), target);
   // Mounted: autoclear now detaches it at unmount; until then the record's undo owns it.
-  if (ctx.loop) ctx.loop->release();
+  if (state.loop) state.loop->release();
   // Private: a daemon cloning our namespace cannot pin it, a shared / cannot spread it.
   sys::make_private(mounted.get(), false);
 }

@@ -56,19 +56,19 @@ std::string OverlayBackend::underlay_dir(const SessionContext& ctx) {
   return base_or(ctx.def.union_underlay_directory, ctx.paths.underlay_dir) + "/" + ctx.id;
 }
 
-void OverlayBackend::plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const {
+void OverlayBackend::plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const {
   lower_->plan_device(ctx, undo);
 }
 
 void OverlayBackend::plan_mount(const SessionContext& ctx, const std::string& target,
                                 std::vector<UndoStep>& undo) const {
   const std::string under = underlay_dir(ctx);
-  undo.push_back({UndoStep::Op::kRemoveDir, under, "", 0, 0, "", "10mount underlay"});
+  undo.push_back(UndoStep::remove_dir(under, "10mount underlay"));
   lower_->plan_mount(ctx, under, undo);
   // Purging the upper dir comes after the overlay is unmounted (reverse order) and
   // remove_tree never crosses a mount, so a still-mounted bind can never be wiped.
-  undo.push_back({UndoStep::Op::kRemoveTree, overlay_dir(ctx), "", 0, 0, "", "10mount overlay"});
-  undo.push_back({UndoStep::Op::kUnmountTree, target, "", 0, 0, "", "10mount"});
+  undo.push_back(UndoStep::remove_tree(overlay_dir(ctx), "10mount overlay"));
+  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
 }
 
 void OverlayBackend::attach_device(SessionContext& ctx) const { lower_->attach_device(ctx); }

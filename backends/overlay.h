@@ -13,7 +13,7 @@ namespace schroot::backends {
 class OverlayBackend : public SourceBackend {
  public:
   explicit OverlayBackend(std::unique_ptr<SourceBackend> lower) : lower_(std::move(lower)) {}
-  void plan_device(const SessionContext& ctx, std::vector<UndoStep>& undo) const override;
+  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
   void plan_mount(const SessionContext& ctx, const std::string& target,
                   std::vector<UndoStep>& undo) const override;
   void attach_device(SessionContext& ctx) const override;

@@ -12,34 +12,13 @@
 #include <vector>
 
 #include "src/paths.h"
+#include "src/undo_step.h"
 
 namespace schroot {
 
 enum class SessionState { kBeginning, kActive, kEnding, kBroken };
 const char* to_string(SessionState s);
 SessionState session_state_from_string(const std::string& s);  // throws UserError
-
-// One idempotent undo action. It names its object exactly, so replaying it when
-// the step never happened (or was already undone) is harmless.
-struct UndoStep {
-  enum class Op {
-    kUnmountTree,   // path: unmount everything at or below path (deepest first)
-    kUnmountBelow,  // path: unmount everything strictly below path (inner mounts)
-    kDetachLoop,    // file + dev/ino: detach the loop device bound to this backing file
-    kRemoveDir,     // path: rmdir (must be empty; ENOENT is done)
-    kRemoveTree,    // path: rm -rf without crossing mounts (overlay upper/work)
-    kLvRemove,      // name: lvremove -f VG/LV
-    kHook,          // name: run setup.d with setup-stop (the hooks' own undo)
-  };
-  Op op;
-  std::string path;
-  std::string file;
-  uint64_t dev = 0, ino = 0;
-  std::string name;
-  // The begin step this undoes ("10mount", "20fstab /proc", ...), for messages.
-  std::string step;
-};
-const char* to_string(UndoStep::Op op);
 
 struct SessionRecord {
   std::string id;

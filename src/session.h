@@ -70,7 +70,6 @@ class SessionManager {
   // Ends the processes running in a session (those whose root is its root).
   void end_session_processes(const SessionRecord& r) const;
 
-  friend class SessionTransaction;
   Paths paths_;
   char** caller_env_;
 };

@@ -25,9 +25,9 @@ SessionRecord sample() {
   r.mount_location = "/run/schroot/mount/sid-1";
   r.path = r.mount_location;
   r.keys = {{"type", "directory"}, {"directory", "/srv/sid"}};
-  r.undo = {{UndoStep::Op::kRemoveDir, "/run/schroot/mount/sid-1", "", 0, 0, "", "10mount"},
-            {UndoStep::Op::kDetachLoop, "", "/srv/img", 2049, 77, "sid-1", "00device"},
-            {UndoStep::Op::kHook, "", "", 0, 0, "15foo", "15foo"}};
+  r.undo = {UndoStep::remove_dir("/run/schroot/mount/sid-1", "10mount"),
+            UndoStep::detach_loop("/srv/img", 2049, 77, "sid-1", "00device"),
+            UndoStep::hook("15foo")};
   return r;
 }
 
