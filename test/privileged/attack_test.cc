@@ -124,10 +124,12 @@ TEST_F(Attack, RunSessionRefusesAProcessThatTookADeadAutomaticSessionsPid) {
   const SessionRecord before = record(id);
   ASSERT_TRUE(before.automatic);
   ASSERT_EQ(before.pid, owner);
-  // The command it runs (sleep) outlives it, in the session's namespace.
-  const std::string children = read_text("/proc/" + std::to_string(owner) + "/task/" + std::to_string(owner) + "/children");
-  const pid_t command = static_cast<pid_t>(std::atoi(children.c_str()));
-  ASSERT_GT(command, 0);
+  // The command it runs (sleep) outlives it, in the session's namespace. It is
+  // forked after the session is marked active: wait for it.
+  const std::string children = "/proc/" + std::to_string(owner) + "/task/" + std::to_string(owner) + "/children";
+  pid_t command = 0;
+  ASSERT_TRUE(wait_until([&] { return (command = static_cast<pid_t>(std::atoi(read_text(children).c_str()))) > 0; }, kDeadline))
+      << "the automatic session's command never started";
   kill(owner, SIGKILL);
   waitpid(owner, nullptr, 0);
 
