@@ -4,6 +4,10 @@
 // crash or -e replays the undo list in reverse through one generic path.
 // Locks (DESIGN.md §5): manage.lock around record/claim updates (milliseconds),
 // the session lock exclusive for begin/end/recover (shared while -r runs).
+// Where the engine lives: session_begin.cc (begin, automatic), session_run.cc (run,
+// run_plain), session_end.cc (end, recover); the transaction every begin, end and
+// recover goes through (lock, record, claim, stages, undo) in session_transaction.h;
+// access rules in session_access.h; the stages and their undo plan in session_stages.h.
 #pragma once
 
 #include <functional>
