@@ -4,13 +4,13 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
 
 #include "src/error.h"
+#include "src/sys/command.h"
 #include "src/sys/fs.h"
 
 // Linux 6.12's nsfs ioctl; Debian 12's headers predate it.
@@ -22,11 +22,7 @@ namespace schroot::sys {
 
 namespace {
 
-UniqueFd pidfd_of(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
-
-bool pidfd_alive(const UniqueFd& pidfd) {
-  return ::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) == 0;
-}
+bool pidfd_alive(const UniqueFd& pidfd) { return signal_pidfd(pidfd.get(), 0) == 0; }
 
 uint64_t namespace_id(int ns_fd) {
   uint64_t id = 0;
@@ -91,7 +87,7 @@ ProcessIdentity ProcessIdentity::of_self() {
 
 bool is_alive(const ProcessIdentity& id) {
   if (id.pid <= 0 || id.start_time == 0) return false;
-  UniqueFd pidfd = pidfd_of(id.pid);
+  UniqueFd pidfd = open_pidfd(id.pid);
   if (!pidfd) return false;
   // The pidfd holds the process that had the pid when it was opened: if it is still
   // alive after the start time was read, that start time was its own.
@@ -100,7 +96,7 @@ bool is_alive(const ProcessIdentity& id) {
 
 UniqueFd open_mount_namespace(const ProcessIdentity& id) {
   if (id.pid <= 0 || id.start_time == 0 || id.mnt_ns_ino == 0) return UniqueFd();
-  UniqueFd pidfd = pidfd_of(id.pid);
+  UniqueFd pidfd = open_pidfd(id.pid);
   if (!pidfd) return UniqueFd();
   if (process_start_time(id.pid) != id.start_time) return UniqueFd();
   UniqueFd ns(::open(("/proc/" + std::to_string(id.pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
