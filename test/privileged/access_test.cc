@@ -61,10 +61,6 @@ INSTANTIATE_TEST_SUITE_P(Shipped, Profiles, ::testing::Values("default", "minima
 class Access : public ::testing::Test {
  protected:
   void SetUp() override {
-    struct passwd* pw = getpwnam("nobody");
-    ASSERT_NE(pw, nullptr);
-    nobody_ = pw->pw_uid;
-    nogroup_ = pw->pw_gid;
     tree_ = root_.make_tree("bb");
   }
   void config(const std::string& access_lines) {
@@ -73,15 +69,14 @@ class Access : public ::testing::Test {
   // Runs the setuid binary as nobody; returns exit status and stderr.
   RunResult as_nobody(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
     return schroot::test::run_program(binary_.path(), args, env, "", [this] {
-      if (setgroups(0, nullptr) != 0 || setgid(nogroup_) != 0 || setuid(nobody_) != 0) _exit(99);
+      nobody_.become();
     });
   }
   TestRoot root_;
   // Its own copy, reachable by nobody from any checkout (the tree under TEST_ROOT may not be).
   schroot::test::SetuidCopy binary_;
   std::string tree_;
-  uid_t nobody_ = 0;
-  gid_t nogroup_ = 0;
+  schroot::test::TestUser nobody_;
 };
 
 TEST_F(Access, UserNotListedIsRefused) {
@@ -100,7 +95,7 @@ TEST_F(Access, ListedUserRunsAsThemselves) {
   auto r = as_nobody({"-c", "bb", "-d", "/", "--", "id", "-u"});
 
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(trim(r.out), std::to_string(nobody_));
+  EXPECT_EQ(trim(r.out), std::to_string(nobody_.uid));
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 
@@ -161,7 +156,7 @@ TEST_F(Access, UsersOwnSessionLifecycle) {
   auto e = as_nobody({"-c", "mine", "-e"});
 
   EXPECT_EQ(b.status, 0) << b.err;
-  EXPECT_EQ(trim(r.out), std::to_string(nobody_)) << r.err;
+  EXPECT_EQ(trim(r.out), std::to_string(nobody_.uid)) << r.err;
   EXPECT_EQ(e.status, 0) << e.err;
   EXPECT_TRUE(root_.records().empty());
   EXPECT_TRUE(root_.mounts_below_root().empty());

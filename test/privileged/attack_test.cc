@@ -38,10 +38,6 @@ using schroot::test::wait_until;
 class Attack : public ::testing::Test {
  protected:
   void SetUp() override {
-    struct passwd* pw = getpwnam("nobody");
-    ASSERT_NE(pw, nullptr);
-    nobody_ = pw->pw_uid;
-    nogroup_ = pw->pw_gid;
     tree_ = root_.make_tree("bb");
     config("");
   }
@@ -49,9 +45,7 @@ class Attack : public ::testing::Test {
     root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ +
                        "\nprofile=minimal\nunion-type=overlay\nusers=nobody\n" + extra);
   }
-  void drop_to_nobody() const {
-    if (setgroups(0, nullptr) != 0 || setgid(nogroup_) != 0 || setuid(nobody_) != 0) _exit(99);
-  }
+  void drop_to_nobody() const { nobody_.become(); }
   RunResult as_nobody(const std::vector<std::string>& args) const {
     return schroot::test::run_program(binary_, args, {}, "", [this] { drop_to_nobody(); });
   }
@@ -84,8 +78,7 @@ class Attack : public ::testing::Test {
   schroot::test::SetuidCopy setuid_;  // reachable by nobody from any checkout
   const std::string& binary_ = setuid_.path();
   std::string tree_;
-  uid_t nobody_ = 0;
-  gid_t nogroup_ = 0;
+  schroot::test::TestUser nobody_;
 };
 
 // A child whose pid is `pid`: ns_last_pid is set to pid-1 before each fork. Other
@@ -136,7 +129,7 @@ TEST_F(Attack, RunSessionRefusesAProcessThatTookADeadAutomaticSessionsPid) {
   int hold[2];
   ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
   const std::string forged = root_.root() + "/forged-group";
-  root_.write_file(forged, "root:x:0:nobody\ndisk:x:6:nobody\nnogroup:x:" + std::to_string(nogroup_) + ":\n");
+  root_.write_file(forged, "root:x:0:nobody\ndisk:x:6:nobody\nnogroup:x:" + std::to_string(nobody_.gid) + ":\n");
   const std::string mount_point = before.mount_location;
   pid_t attacker = fork_at_pid(owner, [&] {
     close(hold[1]);
@@ -215,7 +208,7 @@ TEST_F(Attack, RunSessionInALiveAutomaticSessionHasTheHostsGroups) {
   kill(owner, SIGTERM);
   waitpid(owner, nullptr, 0);
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(trim(r.out), std::to_string(nogroup_));
+  EXPECT_EQ(trim(r.out), std::to_string(nobody_.gid));
 }
 
 // Finding 3. After a reboot the run dir is empty and the boot id new: every verb
@@ -264,7 +257,7 @@ TEST_F(Attack, ABrokenChrootDFileBlocksNoSessionVerb) {
       {"type", [&] { root_.write_file(bad, "[x]\ntype=nonsense\ndirectory=/srv\n"); }},
       {"owner", [&] {
          root_.write_file(bad, "[x]\ntype=directory\ndirectory=/srv\n");
-         ASSERT_EQ(chown(bad.c_str(), nobody_, nogroup_), 0);
+         ASSERT_EQ(chown(bad.c_str(), nobody_.uid, nobody_.gid), 0);
        }},
   };
   for (const auto& [what, make_broken] : breakages) {

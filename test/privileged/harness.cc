@@ -1,6 +1,8 @@
 #include "test/privileged/harness.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -23,6 +25,17 @@
 #include "src/sys/process.h"
 
 namespace schroot::test {
+
+TestUser::TestUser() {
+  struct passwd* pw = ::getpwnam("nobody");
+  if (!pw) throw std::runtime_error("no passwd entry for nobody");
+  uid = pw->pw_uid;
+  gid = pw->pw_gid;
+}
+
+void TestUser::become() const {
+  if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(99);
+}
 
 namespace {
 void must(bool ok, const std::string& what) {

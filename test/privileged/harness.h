@@ -55,6 +55,15 @@ class TestRoot {
   std::vector<std::string> lock_holder_files() const;
 };
 
+// The unprivileged user the access and attack tests act as: nobody, in its group.
+struct TestUser {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  TestUser();  // throws std::runtime_error when nobody has no passwd entry
+  // In a child: no supplementary groups, the user's gid and uid; _exit(99) on failure.
+  void become() const;
+};
+
 // A setuid-root copy of the schroot under test that an unprivileged user can run
 // wherever the checkout is (a 0700 /root/... included; DESIGN §11): on a tmpfs of its
 // own (so suid is honoured whatever /tmp is mounted with) over a fresh directory under
