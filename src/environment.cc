@@ -103,13 +103,6 @@ std::vector<std::string> Environment::to_strings() const {
   return out;
 }
 
-Envp Environment::to_envp() const {
-  Envp e;
-  e.s = to_strings();
-  e.get();
-  return e;
-}
-
 // ---- users -----------------------------------------------------------------------
 
 namespace {

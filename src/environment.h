@@ -44,7 +44,6 @@ class Environment {
   // regcomp dialect): empty when valid, else regerror's reason.
   static std::string regex_error(const std::string& posix_extended_regex);
   std::vector<std::string> to_strings() const;  // sorted "NAME=VALUE"
-  Envp to_envp() const;
 
  private:
   std::map<std::string, std::string> vars_;

@@ -180,19 +180,4 @@ int run_hook(const std::string& dir, const std::string& name, const std::string&
   return exit_code_of(exit, name);
 }
 
-HookResult run_hooks(const std::string& dir, const std::vector<std::string>& names,
-                     const std::string& stage, const std::string& status, const Environment& env,
-                     bool reverse, bool stop_on_failure) {
-  std::vector<std::string> order = names;
-  if (reverse) std::reverse(order.begin(), order.end());
-  HookResult result;
-  for (const auto& name : order) {
-    int code = run_hook(dir, name, stage, status, env);
-    if (code == 0) continue;
-    if (result.ok()) result = {code, name};
-    if (stop_on_failure) break;
-  }
-  return result;
-}
-
 }  // namespace schroot

@@ -27,15 +27,4 @@ bool hook_name_accepted(const std::string& name);
 int run_hook(const std::string& dir, const std::string& name, const std::string& stage,
              const std::string& status, const Environment& env);
 
-struct HookResult {
-  int exit_code = 0;  // of the first hook that failed; 0 if none did
-  std::string name;   // that hook's name
-  bool ok() const { return exit_code == 0; }
-};
-// Runs names in order (or reverse order); stops at the first failure when
-// stop_on_failure, else runs them all and reports the first failure.
-HookResult run_hooks(const std::string& dir, const std::vector<std::string>& names,
-                     const std::string& stage, const std::string& status, const Environment& env,
-                     bool reverse, bool stop_on_failure);
-
 }  // namespace schroot

@@ -247,12 +247,4 @@ void FileLock::upgrade_to_exclusive(std::chrono::milliseconds timeout, const std
   mode_ = LockMode::kExclusive;
 }
 
-void FileLock::set_cloexec(bool on) {
-  if (!fd_) throw UserError("set close-on-exec on lock " + path_ + ": not held");
-  int flags = ::fcntl(fd_.get(), F_GETFD);
-  if (flags < 0) throw SystemError("get fd flags of lock", path_, errno);
-  flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
-  if (::fcntl(fd_.get(), F_SETFD, flags) != 0) throw SystemError("set fd flags of lock", path_, errno);
-}
-
 }  // namespace schroot

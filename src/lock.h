@@ -36,7 +36,7 @@ class LockTimeout : public UserError {
 // until every copy of the fd is closed. release() unlocks explicitly only in the process
 // that acquired the lock (a forked child's copy merely closes its fd), so a child cannot
 // drop its parent's lock by unwinding. The fd is O_CLOEXEC, so exec'd programs do not
-// hold the lock unless set_cloexec(false) hands it to them on purpose.
+// hold the lock.
 class FileLock {
  public:
   // Opens (creating, 0644) the lock file, whose directory must exist, and waits up to
@@ -72,8 +72,6 @@ class FileLock {
   void remove_file();
   // Removes <path>.holders/ and the notes in it (its lock file is gone or unused).
   static void remove_holder_notes(const std::string& path);
-  // false keeps the fd, and so the lock, open across exec.
-  void set_cloexec(bool on);
 
   LockMode mode() const { return mode_; }
   const std::string& path() const { return path_; }
@@ -87,8 +85,8 @@ class FileLock {
   std::string path_;
   LockMode mode_ = LockMode::kExclusive;
   pid_t owner_ = 0;       // the process that took the lock
-  std::string note_;
-  bool removed_ = false;  // remove_file() was called      // <path>.holders/<pid>.<fd>; empty when none was written
+  std::string note_;      // <path>.holders/<pid>.<fd>; empty when none was written
+  bool removed_ = false;  // remove_file() was called
 };
 
 }  // namespace schroot

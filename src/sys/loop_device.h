@@ -81,8 +81,4 @@ class LoopDevice {
 // call counts it again until then. 0 when none.
 int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
 
-// The /dev/loopN paths of the loop devices bound to the file (dev, ino) (and carrying
-// `label`, when not empty), by number.
-std::vector<std::string> loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
-
 }  // namespace schroot::sys

@@ -36,15 +36,6 @@ void attach(int tree_fd, int target_fd, const std::string& what) {
   if (::move_mount(tree_fd, "", target_fd, "", kEmptyPaths) != 0) throw SystemError(what + " on", fd_path(target_fd), errno);
 }
 
-void bind_tree(int dirfd, const char* path, unsigned extra_flags, int target_fd, bool recursive,
-               const std::string& shown_source) {
-  const unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | extra_flags | (recursive ? AT_RECURSIVE : 0u);
-  UniqueFd tree(::open_tree(dirfd, path, flags));
-  if (!tree) throw SystemError("bind", shown_source, errno);
-  // The tree fd is closed on return: an open mount fd would make a later umount EBUSY.
-  attach(tree.get(), target_fd, "bind " + shown_source);
-}
-
 // The kernel's messages about a failed fs context ("e tmpfs: Unknown parameter 'x'"),
 // joined; reading drains the log.
 std::string fs_context_log(int fs_fd) {
@@ -368,11 +359,11 @@ std::string describe(const MountInfo& m, const std::string& why) {
 }  // namespace
 
 void bind_mount(const std::string& source, int target_fd, bool recursive) {
-  bind_tree(AT_FDCWD, source.c_str(), 0, target_fd, recursive, source);
-}
-
-void bind_mount_fd(int source_fd, int target_fd, bool recursive) {
-  bind_tree(source_fd, "", AT_EMPTY_PATH, target_fd, recursive, fd_path(source_fd));
+  const unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0u);
+  UniqueFd tree(::open_tree(AT_FDCWD, source.c_str(), flags));
+  if (!tree) throw SystemError("bind", source, errno);
+  // The tree fd is closed on return: an open mount fd would make a later umount EBUSY.
+  attach(tree.get(), target_fd, "bind " + source);
 }
 
 void set_mount_attrs(int fd, std::uint64_t set, std::uint64_t clear, bool recursive, std::uint64_t propagation) {

@@ -16,8 +16,6 @@ namespace schroot::sys {
 // Attaches a copy of the host's `source` (the whole tree below it when `recursive`)
 // on the directory or file `target_fd` (an O_PATH fd is fine).
 void bind_mount(const std::string& source, int target_fd, bool recursive = false);
-// The same with the source given as an fd (O_PATH is fine).
-void bind_mount_fd(int source_fd, int target_fd, bool recursive = false);
 
 // mount_setattr on the mount whose root `fd` is: sets and clears MOUNT_ATTR_* bits
 // and, when `propagation` is not 0, sets it (MS_PRIVATE, MS_SLAVE, MS_SHARED).

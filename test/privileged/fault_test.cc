@@ -84,7 +84,7 @@ class Fault : public ::testing::Test {
     auto mounts = root_.mounts_below_root();
     auto records = root_.records();
     auto dirs = root_.union_dirs();
-    auto loops = schroot::sys::loops_backed_by(dev_, ino_);
+    auto loops = schroot::test::loops_backed_by(dev_, ino_);
     auto holders = root_.lock_holder_files();
     n += static_cast<int>(mounts.size() + records.size() + dirs.size() + loops.size() + holders.size());
     EXPECT_EQ(n, 0) << "mounts " << ::testing::PrintToString(mounts) << " records "

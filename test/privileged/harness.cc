@@ -1,6 +1,8 @@
 #include "test/privileged/harness.h"
 
 #include <dirent.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -252,6 +255,31 @@ std::vector<std::string> TestRoot::lock_holder_files() const {
     if (fd && ::fcntl(fd.get(), F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) held.push_back(n);
   }
   return held;
+}
+
+std::vector<std::string> loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {
+  std::vector<int> bound;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/block")) {
+    const std::string name = entry.path().filename();
+    if (name.size() <= 4 || name.compare(0, 4, "loop") != 0 || name.find_first_not_of("0123456789", 4) != std::string::npos)
+      continue;
+    // The "loop" attribute group exists only while the device is bound.
+    if (path_exists(entry.path() / "loop")) bound.push_back(std::stoi(name.substr(4)));
+  }
+  std::sort(bound.begin(), bound.end());
+  std::vector<std::string> out;
+  for (int n : bound) {
+    const std::string device = "/dev/loop" + std::to_string(n);
+    sys::UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+    struct loop_info64 info;
+    if (!fd || ::ioctl(fd.get(), LOOP_GET_STATUS64, &info) != 0) continue;  // no node here, or unbound since
+    const auto* stored = reinterpret_cast<const char*>(info.lo_file_name);
+    const std::string name(stored, ::strnlen(stored, sizeof info.lo_file_name));
+    if (info.lo_device == dev && info.lo_inode == ino &&
+        (label.empty() || name == label.substr(0, sizeof info.lo_file_name - 1)))
+      out.push_back(device);
+  }
+  return out;
 }
 
 std::string read_text(const std::string& path) {

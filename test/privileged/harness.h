@@ -98,6 +98,11 @@ bool rooted_under(pid_t pid, const sys::DirIdentity& top);
 // Ends (SIGTERM, then SIGKILL) every process rooted under `top`, through pidfds.
 void end_processes_rooted_under(const std::string& top);
 
+// Test-only: the /dev/loopN paths of the loop devices bound to the file (dev, ino)
+// (and carrying `label` as their lo_file_name, when not empty), by number. Asks each
+// device (LOOP_GET_STATUS64) without src/sys/loop_device.cc, whose leaks it checks.
+std::vector<std::string> loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
+
 std::string read_text(const std::string& path);
 // Without the trailing newlines and spaces of a command's output.
 std::string trim(std::string s);

@@ -117,7 +117,7 @@ class Location : public ::testing::Test {
     EXPECT_TRUE(root_.mounts_below_root().empty()) << ::testing::PrintToString(root_.mounts_below_root());
     EXPECT_TRUE(root_.records().empty()) << ::testing::PrintToString(root_.records());
     EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
-    EXPECT_TRUE(schroot::sys::loops_backed_by(img_dev_, img_ino_).empty());
+    EXPECT_TRUE(schroot::test::loops_backed_by(img_dev_, img_ino_).empty());
     EXPECT_TRUE(shield_->etc_writes().empty()) << ::testing::PrintToString(shield_->etc_writes());
     EXPECT_EQ(shield_->extra_proc_mounts(), 0);
   }
@@ -314,15 +314,15 @@ TEST_F(Location, ImageReplacedAfterPlanningIsNotTheOneAttached) {
   ASSERT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 
   auto r = root_.schroot({"-r", "-c", "swap", "-d", "/", "--", "cat", "/marker"});
-  const auto bound_to_planned = schroot::sys::loops_backed_by(img_dev_, img_ino_);
-  const auto bound_to_replacement = schroot::sys::loops_backed_by(rst.st_dev, rst.st_ino);
+  const auto bound_to_planned = schroot::test::loops_backed_by(img_dev_, img_ino_);
+  const auto bound_to_replacement = schroot::test::loops_backed_by(rst.st_dev, rst.st_ino);
   auto e = root_.schroot({"-e", "-c", "swap"});
 
   EXPECT_EQ(trim(r.out), "original") << r.err;
   EXPECT_EQ(bound_to_planned.size(), 1u);
   EXPECT_TRUE(bound_to_replacement.empty()) << ::testing::PrintToString(bound_to_replacement);
   EXPECT_EQ(e.status, 0) << e.err;
-  EXPECT_TRUE(schroot::sys::loops_backed_by(rst.st_dev, rst.st_ino).empty());
+  EXPECT_TRUE(schroot::test::loops_backed_by(rst.st_dev, rst.st_ino).empty());
   expect_nothing_left_and_host_untouched();
 }
 

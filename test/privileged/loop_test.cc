@@ -28,11 +28,13 @@
 
 #include "src/error.h"
 #include "src/sys/command.h"
+#include "test/privileged/harness.h"
 
 namespace schroot::sys {
 namespace {
 
 namespace fs = std::filesystem;
+using schroot::test::loops_backed_by;
 using std::chrono::milliseconds;
 
 struct FileId {

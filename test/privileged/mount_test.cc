@@ -418,17 +418,6 @@ TEST_F(Mount, BindMountAttachesSourceAndUnmountTreeDetachesIt) {
   EXPECT_FALSE(exists(in_root("/mnt/file")));
 }
 
-TEST_F(Mount, BindMountFdAttachesTheSourceFd) {
-  write_host(host_ + "/file", "bound");
-  {
-    UniqueFd source = open_path(host_);
-    UniqueFd target = mkdir_p_in_root(root_fd_.get(), "/mnt");
-    bind_mount_fd(source.get(), target.get());
-  }
-  EXPECT_EQ(read_host(in_root("/mnt/file")), "bound");
-  EXPECT_TRUE(unmount_tree(in_root("/mnt"), false).still_mounted.empty());
-}
-
 TEST_F(Mount, BindMountOfAFileOntoEnsuredFile) {
   write_host(host_ + "/resolv.conf", "nameserver 1.1.1.1\n");
   {

@@ -34,6 +34,8 @@
 namespace schroot::sys {
 namespace {
 
+using schroot::test::loops_backed_by;
+
 // The id of the mount at `path` (the topmost), or 0 when `path` is not a mount point.
 int mount_at(const std::string& path) {
   UniqueFd at(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
@@ -462,13 +464,13 @@ TEST(TeardownLoopSession, BusyImageMakesTheEndFailUntilItIsReallyReleased) {
   EXPECT_NE(busy.err.find("marked broken"), std::string::npos) << busy.err;
   EXPECT_EQ(busy.err.find("was busy; detached lazily"), std::string::npos) << busy.err;
   EXPECT_EQ(root.records(), std::vector<std::string>{"s1"});
-  EXPECT_EQ(schroot::sys::loops_backed_by(st.st_dev, st.st_ino).size(), 1u);
+  EXPECT_EQ(schroot::test::loops_backed_by(st.st_dev, st.st_ino).size(), 1u);
 
   held.reset();
   auto end = root.schroot({"-c", "s1", "-e"});
   EXPECT_EQ(end.status, 0) << end.err;
   EXPECT_TRUE(root.records().empty());
-  EXPECT_TRUE(schroot::sys::loops_backed_by(st.st_dev, st.st_ino).empty());
+  EXPECT_TRUE(schroot::test::loops_backed_by(st.st_dev, st.st_ino).empty());
   EXPECT_TRUE(root.mounts_below_root().empty()) << ::testing::PrintToString(root.mounts_below_root());
 }
 

@@ -47,7 +47,7 @@ class Union : public ::testing::Test {
     EXPECT_TRUE(root_.records().empty()) << ::testing::PrintToString(root_.records());
     EXPECT_TRUE(root_.union_dirs().empty()) << ::testing::PrintToString(root_.union_dirs());
     if (img_ino_) {
-      EXPECT_TRUE(schroot::sys::loops_backed_by(img_dev_, img_ino_).empty());
+      EXPECT_TRUE(schroot::test::loops_backed_by(img_dev_, img_ino_).empty());
     }
   }
   TestRoot root_;
@@ -146,7 +146,7 @@ TEST_F(Union, TwoUnionSessionsOfOneImageRunSideBySide) {
   ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", "i1"}).status, 0);
   ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", "i2"}).status, 0);
 
-  EXPECT_EQ(schroot::sys::loops_backed_by(img_dev_, img_ino_).size(), 2u);
+  EXPECT_EQ(schroot::test::loops_backed_by(img_dev_, img_ino_).size(), 2u);
   EXPECT_EQ(root_.schroot({"-c", "i1", "-e"}).status, 0);
   EXPECT_EQ(root_.schroot({"-c", "i2", "-r", "-d", "/", "--", "true"}).status, 0);
   EXPECT_EQ(root_.schroot({"-c", "i2", "-e"}).status, 0);

@@ -92,7 +92,8 @@ TEST(Environment, EnvpIsNullTerminatedAndSurvivesACopy) {
   Environment env;
   env.set("A", "1");
   env.set("B", "2");
-  Envp e = env.to_envp();
+  Envp e{env.to_strings(), {}};
+  e.get();
   Envp copy = e;
   char* const* p = copy.get();
   EXPECT_STREQ(p[0], "A=1");

@@ -242,38 +242,5 @@ TEST_F(HookTest, DaemonHoldingThePipesDoesNotHangTheRunner) {
   EXPECT_EQ(text, "I: 10daemon: started\n");
 }
 
-// ---- run_hooks ---------------------------------------------------------------------------
-
-TEST_F(HookTest, RunHooksRunsInOrderAndInReverseForStop) {
-  for (const char* n : {"10a", "20b", "30c"}) write_hook(n, "echo $0 $1 >> " + out("log"));
-  std::vector<std::string> names = list_hooks(dir_);
-  ASSERT_TRUE(run_hooks(dir_, names, "setup-start", "ok", env_, false, true).ok());
-  ASSERT_TRUE(run_hooks(dir_, names, "setup-stop", "ok", env_, true, false).ok());
-  EXPECT_EQ(lines_of(read_file(out("log"))),
-            (std::vector<std::string>{dir_ + "/10a setup-start", dir_ + "/20b setup-start",
-                                      dir_ + "/30c setup-start", dir_ + "/30c setup-stop",
-                                      dir_ + "/20b setup-stop", dir_ + "/10a setup-stop"}));
-}
-
-TEST_F(HookTest, RunHooksStopsAtTheFirstFailureWhenAsked) {
-  write_hook("10a", "echo 10a >> " + out("log"));
-  write_hook("20b", "exit 4");
-  write_hook("30c", "echo 30c >> " + out("log"));
-  HookResult r = run_hooks(dir_, list_hooks(dir_), "setup-start", "ok", env_, false, true);
-  EXPECT_EQ(r.exit_code, 4);
-  EXPECT_EQ(r.name, "20b");
-  EXPECT_EQ(lines_of(read_file(out("log"))), (std::vector<std::string>{"10a"}));
-}
-
-TEST_F(HookTest, RunHooksContinuesAfterFailureAndReportsTheFirst) {
-  write_hook("10a", "exit 5");
-  write_hook("20b", "exit 6");
-  write_hook("30c", "echo 30c >> " + out("log"));
-  HookResult r = run_hooks(dir_, list_hooks(dir_), "setup-stop", "fail", env_, true, false);
-  EXPECT_EQ(r.exit_code, 6);  // reverse order: 20b fails first
-  EXPECT_EQ(r.name, "20b");
-  EXPECT_EQ(lines_of(read_file(out("log"))), (std::vector<std::string>{"30c"}));
-}
-
 }  // namespace
 }  // namespace schroot
