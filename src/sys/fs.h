@@ -46,10 +46,11 @@ bool copy_file_into_root(int root_fd, const std::string& dest, const std::string
 
 // Replaces `path` atomically: a temporary file in the same directory, renamed over it.
 // With `durable`, the file and then the directory are fsync'ed.
-// Creates `path` with `content` only if it does not exist (false if it does), never
-// leaving a partly written file under that name, even when killed midway.
-bool publish_exclusive(const std::string& path, const std::string& content, mode_t mode, bool durable);
 void atomic_write_file(const std::string& path, const std::string& content, mode_t mode, bool durable);
+// Creates `path` with `content` only if it does not exist (false if it does), never
+// leaving a partly written file under that name, even when killed midway: a complete
+// temporary file is linked to the name. With `durable`, as atomic_write_file.
+bool publish_exclusive(const std::string& path, const std::string& content, mode_t mode, bool durable);
 
 // The whole file. Throws SystemError("read", path, errno).
 std::string read_file(const std::string& path);
