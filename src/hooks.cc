@@ -22,14 +22,18 @@ namespace schroot {
 
 namespace {
 
-// schroot 1.6 run-parts, lsb_mode forced on.
+// schroot 1.6 run-parts, lsb_mode forced on; and also not the names dpkg-maintscript-helper
+// gives a stock hook the package stops shipping (rm_conffile: X.dpkg-remove and X.dpkg-backup
+// while the package is unpacked, a modified copy kept as X.dpkg-bak), which the LSB
+// hierarchical pattern would accept: on an upgrade from schroot 1.6 its 10mount.dpkg-bak would
+// mount the chroot a second time in every session.
 class NameFilter {
  public:
   NameFilter() {
     static const char* const kAccept[] = {"^[a-z0-9]+$", "^_?([a-z0-9_.]+-)+[a-z0-9]+$",
                                           "^[a-z0-9][a-z0-9-]*$"};
     for (size_t i = 0; i < 3; ++i) regcomp(&accept_[i], kAccept[i], REG_EXTENDED | REG_NOSUB);
-    regcomp(&reject_, "dpkg-(old|dist|new|tmp)$", REG_EXTENDED | REG_NOSUB);
+    regcomp(&reject_, "dpkg-(old|dist|new|tmp|bak|backup|remove)$", REG_EXTENDED | REG_NOSUB);
   }
   ~NameFilter() {
     for (auto& re : accept_) regfree(&re);

@@ -12,7 +12,8 @@ namespace schroot {
 
 // The names in setup_d_dir that schroot 1.6's LSB filter accepts: ^[a-z0-9]+$ or
 // ^_?([a-z0-9_.]+-)+[a-z0-9]+$ or ^[a-z0-9][a-z0-9-]*$, and not ending in
-// dpkg-(old|dist|new|tmp); sorted bytewise. A missing directory is an empty list.
+// dpkg-(old|dist|new|tmp), nor (unlike 1.6) dpkg-(bak|backup|remove); sorted bytewise.
+// A missing directory is an empty list.
 // There is no file-type or executable-bit check: such a hook fails when it runs.
 std::vector<std::string> list_hooks(const std::string& setup_d_dir);
 bool hook_name_accepted(const std::string& name);

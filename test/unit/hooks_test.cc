@@ -108,6 +108,15 @@ TEST(HookNames, LsbFilterVectors) {
   EXPECT_FALSE(hook_name_accepted("10mount.dpkg-dist"));
   EXPECT_FALSE(hook_name_accepted("10mount-dpkg-new"));
   EXPECT_TRUE(hook_name_accepted("_foo-bar"));
+}
+
+// An upgrade from Debian's schroot 1.6 removes its stock hooks with dpkg-maintscript-helper
+// rm_conffile, which renames them to these names (schroot 1.6 would run them all).
+TEST(HookNames, SkipsTheStockHooksAnUpgradeFromSchroot16LeavesBehind) {
+  EXPECT_FALSE(hook_name_accepted("10mount.dpkg-bak"));
+  EXPECT_FALSE(hook_name_accepted("10mount.dpkg-backup"));
+  EXPECT_FALSE(hook_name_accepted("10mount.dpkg-remove"));
+  EXPECT_TRUE(hook_name_accepted("10mount.bak-up"));
   EXPECT_TRUE(hook_name_accepted("15binfmt-misc"));
   EXPECT_FALSE(hook_name_accepted("10mount~"));
   EXPECT_FALSE(hook_name_accepted("."));
