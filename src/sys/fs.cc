@@ -35,7 +35,8 @@ std::vector<std::string> components(const std::string& path) {
   return out;
 }
 
-std::string join(const std::vector<std::string>& parts, std::size_t n) {
+// The absolute path of the first n components ("/" for none).
+std::string path_of(const std::vector<std::string>& parts, std::size_t n) {
   std::string out;
   for (std::size_t i = 0; i < n; ++i) out += "/" + parts[i];
   return out.empty() ? "/" : out;
@@ -116,7 +117,7 @@ void require_type(int fd, mode_t want, const std::string& op, int root_fd, const
 std::pair<std::string, std::string> split_last(const std::string& op, int root_fd, const std::string& path) {
   auto parts = components(path);
   if (parts.empty() || parts.back() == "..") fail_in_root(op, root_fd, path, EINVAL, "not a file name");
-  return {join(parts, parts.size() - 1), parts.back()};
+  return {path_of(parts, parts.size() - 1), parts.back()};
 }
 
 void write_all(int fd, const std::string& content, const std::string& shown) {
@@ -126,18 +127,6 @@ void write_all(int fd, const std::string& content, const std::string& shown) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw SystemError("write", shown, errno);
     done += static_cast<std::size_t>(n);
-  }
-}
-
-std::string read_all(int fd, const std::string& shown) {
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw SystemError("read", shown, errno);
-    if (n == 0) return out;
-    out.append(buf, static_cast<std::size_t>(n));
   }
 }
 
@@ -414,7 +403,7 @@ UniqueFd mkdir_p_in_root(int root_fd, const std::string& path, mode_t mode) {
   for (std::size_t i = 0; i < parts.size(); ++i) {
     // Resolve each prefix from the root, not from `cur`: a symlink in the component
     // must be clamped to the chroot's '/', not to its parent directory.
-    const std::string prefix = join(parts, i + 1);
+    const std::string prefix = path_of(parts, i + 1);
     int err = 0;
     UniqueFd next = try_resolve(root_fd, prefix, O_PATH, err);
     if (!next && err == ENOENT && parts[i] != "..") {
@@ -495,6 +484,18 @@ bool publish_exclusive(const std::string& path, const std::string& content, mode
   }
   if (durable && ::fsync(dir_fd.get()) != 0) throw SystemError("fsync directory of", path, errno);
   return true;
+}
+
+std::string read_all(int fd, const std::string& shown) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw SystemError("read", shown, errno);
+    if (n == 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
 }
 
 std::string read_file(const std::string& path) {

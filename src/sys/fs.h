@@ -54,6 +54,8 @@ bool publish_exclusive(const std::string& path, const std::string& content, mode
 
 // The whole file. Throws SystemError("read", path, errno).
 std::string read_file(const std::string& path);
+// What is left to read from `fd`, up to end of file. Throws SystemError("read", shown, errno).
+std::string read_all(int fd, const std::string& shown);
 
 // What /proc/self/fd/<fd> points to, for messages; "fd <n>" if that cannot be read.
 std::string fd_path(int fd);
