@@ -59,38 +59,36 @@ bool ChrootDef::session_capable() const {
   return true;
 }
 
-bool ChrootDef::has_source() const {
-  if (!source_clone) return false;
+namespace {
+// Sessions of these types work on a copy of their own (an unpacked archive, a
+// snapshot) whatever the union settings; the others only with a union.
+bool copies_the_chroot(ChrootType type) {
   switch (type) {
     case ChrootType::kFile:
     case ChrootType::kLvmSnapshot:
     case ChrootType::kBtrfsSnapshot:
     case ChrootType::kZfsSnapshot:
       return true;
+    case ChrootType::kPlain:
     case ChrootType::kDirectory:
     case ChrootType::kLoopback:
     case ChrootType::kBlockDevice:
-      return is_union();
     case ChrootType::kCustom:
-      return custom_source_cloneable;
-    case ChrootType::kPlain:
       return false;
   }
   return false;
 }
+}  // namespace
+
+bool ChrootDef::has_source() const {
+  if (!source_clone || type == ChrootType::kPlain) return false;
+  if (type == ChrootType::kCustom) return custom_source_cloneable;
+  return copies_the_chroot(type) || is_union();
+}
 
 bool ChrootDef::purges() const {
-  switch (type) {
-    case ChrootType::kFile:
-    case ChrootType::kLvmSnapshot:
-    case ChrootType::kBtrfsSnapshot:
-    case ChrootType::kZfsSnapshot:
-      return true;
-    case ChrootType::kCustom:
-      return custom_session_purgeable;
-    default:
-      return is_union();
-  }
+  if (type == ChrootType::kCustom) return custom_session_purgeable;
+  return copies_the_chroot(type) || is_union();
 }
 
 }  // namespace schroot
