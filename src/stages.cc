@@ -17,6 +17,7 @@
 #include "src/log.h"
 #include "src/sys/fs.h"
 #include "src/sys/mount.h"
+#include "src/text.h"
 
 namespace schroot {
 
@@ -211,112 +212,82 @@ void stage_chrootname(const std::string& root, const std::string& name) {
 }
 
 namespace {
-std::string join(char* const* list, const char* sep) {
-  std::string s;
-  for (; list && *list; ++list) s += (s.empty() ? "" : sep) + std::string(*list);
-  return s;
+// A null-terminated list of C strings (group members, aliases); none for a null list.
+std::vector<std::string> strings_of(char* const* list) {
+  std::vector<std::string> out;
+  for (; list && *list; ++list) out.emplace_back(*list);
+  return out;
+}
+// " alias1 alias2", as getent prints aliases after an entry's name.
+std::string aliases(char* const* list) {
+  std::string out;
+  for (const auto& a : strings_of(list)) out += " " + a;
+  return out;
 }
 std::string optional_num(long v) { return v < 0 ? "" : std::to_string(v); }
 
-std::string passwd_text() {
+// Every entry of one database, in the order the C library's walk gives them:
+// open(), then lines(entry) for each entry next() returns, then close().
+template <typename Open, typename Next, typename Close, typename Lines>
+std::string each_entry(Open open, Next next, Close close, Lines lines) {
   std::string out;
-  ::setpwent();
-  while (struct passwd* p = ::getpwent())
-    out += std::string(p->pw_name) + ":" + p->pw_passwd + ":" + std::to_string(p->pw_uid) + ":" +
-           std::to_string(p->pw_gid) + ":" + p->pw_gecos + ":" + p->pw_dir + ":" + p->pw_shell + "\n";
-  ::endpwent();
+  open();
+  while (const auto* entry = next()) out += lines(*entry);
+  close();
   return out;
 }
-std::string group_text() {
-  std::string out;
-  ::setgrent();
-  while (struct group* g = ::getgrent())
-    out += std::string(g->gr_name) + ":" + g->gr_passwd + ":" + std::to_string(g->gr_gid) + ":" +
-           join(g->gr_mem, ",") + "\n";
-  ::endgrent();
-  return out;
+
+std::string passwd_line(const struct passwd& p) {
+  return std::string(p.pw_name) + ":" + p.pw_passwd + ":" + std::to_string(p.pw_uid) + ":" +
+         std::to_string(p.pw_gid) + ":" + p.pw_gecos + ":" + p.pw_dir + ":" + p.pw_shell + "\n";
 }
-std::string shadow_text() {
-  std::string out;
-  ::setspent();
-  while (struct spwd* s = ::getspent())
-    out += std::string(s->sp_namp) + ":" + s->sp_pwdp + ":" + optional_num(s->sp_lstchg) + ":" +
-           optional_num(s->sp_min) + ":" + optional_num(s->sp_max) + ":" + optional_num(s->sp_warn) + ":" +
-           optional_num(s->sp_inact) + ":" + optional_num(s->sp_expire) + ":" +
-           (s->sp_flag == static_cast<unsigned long>(-1) ? "" : std::to_string(s->sp_flag)) + "\n";
-  ::endspent();
-  return out;
+std::string group_line(const struct group& g) {
+  return std::string(g.gr_name) + ":" + g.gr_passwd + ":" + std::to_string(g.gr_gid) + ":" +
+         join(strings_of(g.gr_mem), ",") + "\n";
 }
-std::string gshadow_text() {
-  std::string out;
-  ::setsgent();
-  while (struct sgrp* g = ::getsgent())
-    out += std::string(g->sg_namp) + ":" + g->sg_passwd + ":" + join(g->sg_adm, ",") + ":" + join(g->sg_mem, ",") +
-           "\n";
-  ::endsgent();
-  return out;
+std::string shadow_line(const struct spwd& s) {
+  return std::string(s.sp_namp) + ":" + s.sp_pwdp + ":" + optional_num(s.sp_lstchg) + ":" +
+         optional_num(s.sp_min) + ":" + optional_num(s.sp_max) + ":" + optional_num(s.sp_warn) + ":" +
+         optional_num(s.sp_inact) + ":" + optional_num(s.sp_expire) + ":" +
+         (s.sp_flag == static_cast<unsigned long>(-1) ? "" : std::to_string(s.sp_flag)) + "\n";
 }
-std::string services_text() {
+std::string gshadow_line(const struct sgrp& g) {
+  return std::string(g.sg_namp) + ":" + g.sg_passwd + ":" + join(strings_of(g.sg_adm), ",") + ":" +
+         join(strings_of(g.sg_mem), ",") + "\n";
+}
+std::string service_line(const struct servent& s) {
+  return std::string(s.s_name) + " " + std::to_string(ntohs(s.s_port)) + "/" + s.s_proto + aliases(s.s_aliases) + "\n";
+}
+std::string protocol_line(const struct protoent& p) {
+  return std::string(p.p_name) + " " + std::to_string(p.p_proto) + aliases(p.p_aliases) + "\n";
+}
+std::string network_line(const struct netent& n) {
+  struct in_addr a;
+  a.s_addr = htonl(n.n_net);
+  return std::string(n.n_name) + " " + inet_ntoa(a) + aliases(n.n_aliases) + "\n";
+}
+// One line per address of the host.
+std::string host_lines(const struct hostent& h) {
   std::string out;
-  ::setservent(1);
-  while (struct servent* s = ::getservent()) {
-    std::string line = std::string(s->s_name) + " " + std::to_string(ntohs(s->s_port)) + "/" + s->s_proto;
-    for (char** a = s->s_aliases; a && *a; ++a) line += std::string(" ") + *a;
-    out += line + "\n";
+  for (char** addr = h.h_addr_list; addr && *addr; ++addr) {
+    char buf[INET6_ADDRSTRLEN];
+    if (!::inet_ntop(h.h_addrtype, *addr, buf, sizeof buf)) continue;
+    out += std::string(buf) + " " + h.h_name + aliases(h.h_aliases) + "\n";
   }
-  ::endservent();
-  return out;
-}
-std::string protocols_text() {
-  std::string out;
-  ::setprotoent(1);
-  while (struct protoent* p = ::getprotoent()) {
-    std::string line = std::string(p->p_name) + " " + std::to_string(p->p_proto);
-    for (char** a = p->p_aliases; a && *a; ++a) line += std::string(" ") + *a;
-    out += line + "\n";
-  }
-  ::endprotoent();
-  return out;
-}
-std::string networks_text() {
-  std::string out;
-  ::setnetent(1);
-  while (struct netent* n = ::getnetent()) {
-    struct in_addr a;
-    a.s_addr = htonl(n->n_net);
-    std::string line = std::string(n->n_name) + " " + inet_ntoa(a);
-    for (char** al = n->n_aliases; al && *al; ++al) line += std::string(" ") + *al;
-    out += line + "\n";
-  }
-  ::endnetent();
-  return out;
-}
-std::string hosts_text() {
-  std::string out;
-  ::sethostent(1);
-  while (struct hostent* h = ::gethostent()) {
-    for (char** addr = h->h_addr_list; addr && *addr; ++addr) {
-      char buf[INET6_ADDRSTRLEN];
-      if (!::inet_ntop(h->h_addrtype, *addr, buf, sizeof buf)) continue;
-      std::string line = std::string(buf) + " " + h->h_name;
-      for (char** al = h->h_aliases; al && *al; ++al) line += std::string(" ") + *al;
-      out += line + "\n";
-    }
-  }
-  ::endhostent();
   return out;
 }
 }  // namespace
 
 std::string nss_database_text(const std::string& db) {
-  if (db == "passwd") return passwd_text();
-  if (db == "group") return group_text();
-  if (db == "shadow") return shadow_text();
-  if (db == "gshadow") return gshadow_text();
-  if (db == "services") return services_text();
-  if (db == "protocols") return protocols_text();
-  if (db == "networks") return networks_text();
-  if (db == "hosts") return hosts_text();
+  // set*ent(1): the database stays open between the calls of one walk.
+  if (db == "passwd") return each_entry(::setpwent, ::getpwent, ::endpwent, passwd_line);
+  if (db == "group") return each_entry(::setgrent, ::getgrent, ::endgrent, group_line);
+  if (db == "shadow") return each_entry(::setspent, ::getspent, ::endspent, shadow_line);
+  if (db == "gshadow") return each_entry(::setsgent, ::getsgent, ::endsgent, gshadow_line);
+  if (db == "services") return each_entry([] { ::setservent(1); }, ::getservent, ::endservent, service_line);
+  if (db == "protocols") return each_entry([] { ::setprotoent(1); }, ::getprotoent, ::endprotoent, protocol_line);
+  if (db == "networks") return each_entry([] { ::setnetent(1); }, ::getnetent, ::endnetent, network_line);
+  if (db == "hosts") return each_entry([] { ::sethostent(1); }, ::gethostent, ::endhostent, host_lines);
   throw UserError("nssdatabases: unsupported database ‘" + db +
                   "’ (supported: passwd shadow group gshadow services protocols networks hosts)");
 }
