@@ -10,15 +10,18 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 
 #include "src/log.h"
+#include "src/sys/backoff.h"
+#include "src/text.h"
 
 namespace schroot {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// The lock is polled (F_OFD_SETLKW would need SIGALRM for a deadline): 1 ms doubling to 50 ms.
+constexpr std::chrono::milliseconds kFirstPoll{1};
+constexpr std::chrono::milliseconds kLongestPoll{50};
 
 struct flock whole_file(short type) {
   struct flock l;
@@ -61,6 +64,16 @@ bool still_current(int fd, const std::string& path) {
   return by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino;
 }
 
+// One attempt to lock the file at `path` through `fd`. A lock file removed meanwhile
+// (see still_current) is opened again at `path` and tried at once.
+bool lock_current_file(sys::UniqueFd& fd, LockMode mode, const std::string& path) {
+  while (try_lock(fd.get(), mode, path)) {
+    if (still_current(fd.get(), path)) return true;
+    fd = open_lock_file(path);
+  }
+  return false;
+}
+
 bool alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 std::string describe_timeout(std::chrono::milliseconds timeout) {
@@ -79,24 +92,16 @@ FileLock::FileLock(sys::UniqueFd fd, std::string path, LockMode mode)
 FileLock FileLock::acquire(const std::string& path, LockMode mode, std::chrono::milliseconds timeout,
                            const std::string& what) {
   sys::UniqueFd fd = open_lock_file(path);
-  const auto deadline = Clock::now() + timeout;
-  auto delay = std::chrono::milliseconds(1);
-  for (;;) {
-    if (try_lock(fd.get(), mode, path)) {
-      if (still_current(fd.get(), path)) return FileLock(std::move(fd), path, mode);
-      fd = open_lock_file(path);  // removed while we waited: lock the file there now
-      continue;
-    }
-    const auto now = Clock::now();
-    if (now >= deadline) break;
-    std::this_thread::sleep_for(std::min<Clock::duration>(delay, deadline - now));
-    delay = std::min(delay * 2, std::chrono::milliseconds(50));
-  }
+  sys::Backoff wait(timeout, kFirstPoll, kLongestPoll);
+  do {
+    if (lock_current_file(fd, mode, path)) return FileLock(std::move(fd), path, mode);
+  } while (wait.next());
   std::vector<pid_t> pids = holder_pids(path);
   std::string held = "held by an unknown process";
   if (!pids.empty()) {
-    held = pids.size() == 1 ? "held by pid " : "held by pids ";
-    for (size_t i = 0; i < pids.size(); ++i) held += (i ? ", " : "") + std::to_string(pids[i]);
+    std::vector<std::string> listed;
+    for (pid_t pid : pids) listed.push_back(std::to_string(pid));
+    held = (pids.size() == 1 ? "held by pid " : "held by pids ") + join(listed, ", ");
   }
   throw LockTimeout("timed out after " + describe_timeout(timeout) + " waiting for " + what + " (lock " +
                         path + " " + held + ")",
@@ -104,11 +109,9 @@ FileLock FileLock::acquire(const std::string& path, LockMode mode, std::chrono::
 }
 
 std::optional<FileLock> FileLock::try_acquire(const std::string& path, LockMode mode) {
-  for (;;) {
-    sys::UniqueFd fd = open_lock_file(path);
-    if (!try_lock(fd.get(), mode, path)) return std::nullopt;
-    if (still_current(fd.get(), path)) return FileLock(std::move(fd), path, mode);
-  }
+  sys::UniqueFd fd = open_lock_file(path);
+  if (!lock_current_file(fd, mode, path)) return std::nullopt;
+  return FileLock(std::move(fd), path, mode);
 }
 
 void FileLock::remove_holder_notes(const std::string& path) {
@@ -232,17 +235,13 @@ void FileLock::downgrade_to_shared() {
 void FileLock::upgrade_to_exclusive(std::chrono::milliseconds timeout, const std::string& what) {
   if (!fd_) throw UserError("upgrade lock " + path_ + ": not held");
   if (mode_ == LockMode::kExclusive) return;
-  const auto deadline = Clock::now() + timeout;
-  auto delay = std::chrono::milliseconds(1);
+  sys::Backoff wait(timeout, kFirstPoll, kLongestPoll);
   // The same open file description: granted once no other holder shares the file.
   while (!try_lock(fd_.get(), LockMode::kExclusive, path_)) {
-    const auto now = Clock::now();
-    if (now >= deadline)
+    if (!wait.next())
       throw LockTimeout("timed out after " + describe_timeout(timeout) + " waiting for " + what + " (lock " + path_ +
                             " shared with other holders)",
                         holder_pids(path_));
-    std::this_thread::sleep_for(std::min<Clock::duration>(delay, deadline - now));
-    delay = std::min(delay * 2, std::chrono::milliseconds(50));
   }
   mode_ = LockMode::kExclusive;
 }

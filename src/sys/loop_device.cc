@@ -22,6 +22,7 @@
 
 #include "src/error.h"
 #include "src/log.h"
+#include "src/sys/backoff.h"
 
 namespace schroot::sys {
 
@@ -338,12 +339,10 @@ int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {
   // (one detached lazily included: its superblock lives on) or udev's probe, which
   // lets go within moments. Only an unbound device is released: a second read-write
   // mount of the image could come in otherwise.
-  const auto deadline = std::chrono::steady_clock::now() + kReleaseWait;
+  Backoff wait(kReleaseWait, std::chrono::milliseconds(5), std::chrono::milliseconds(5));
   for (int n : cleared) {
     while (still_bound(n, dev, ino, label)) {
-      if (std::chrono::steady_clock::now() >= deadline)
-        throw SystemError("release loop device (still mounted or open)", loop_path(n), EBUSY);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (!wait.next()) throw SystemError("release loop device (still mounted or open)", loop_path(n), EBUSY);
     }
   }
   return static_cast<int>(cleared.size());

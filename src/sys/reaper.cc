@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include "src/error.h"
+#include "src/sys/backoff.h"
 #include "src/sys/fs.h"
 
 namespace schroot::sys {
@@ -52,9 +52,8 @@ void become_subreaper() {
 int end_descendants(std::chrono::milliseconds grace) {
   using Clock = std::chrono::steady_clock;
   const auto kill_at = Clock::now() + grace;
-  const auto give_up = kill_at + std::chrono::seconds(2);
+  Backoff wait(grace + std::chrono::seconds(2), std::chrono::milliseconds(1), std::chrono::milliseconds(50));
   std::set<pid_t> signalled;
-  std::chrono::milliseconds pause{1};
   while (reap_exited()) {
     const bool late = Clock::now() >= kill_at;
     // Children of a process we ended are reparented to us: each round sees them.
@@ -66,9 +65,7 @@ int end_descendants(std::chrono::milliseconds grace) {
       }
       signalled.insert(pid);
     }
-    if (Clock::now() >= give_up) break;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    if (!wait.next()) break;
   }
   return static_cast<int>(signalled.size());
 }
