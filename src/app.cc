@@ -38,24 +38,15 @@ std::string version_text() {
                   "  UNION        Support for filesystem unioning (overlay)\n\n"
                   "Available chroot types:\n ";
   for (const auto& t : backends::supported_types()) s += " " + t;
+  for (const auto& t : backends::unbuilt_types()) s += "\n  (" + t + ": not built)";
   s += "\nAvailable union types:\n ";
   for (const auto& t : backends::supported_union_types()) s += " " + t;
   return s + "\n";
 }
 
-SessionRequest to_session_request(const Request& r) {
-  SessionRequest s;
-  s.user = r.user;
-  s.directory = r.directory;
-  s.shell = r.shell;
-  s.preserve_environment = r.preserve_environment;
-  s.command = r.command;
-  s.options = r.options;
-  s.session_name = r.session_name;
-  s.force = r.force;
-  s.session_lock_timeout = r.session_lock_timeout;
-  s.source_lock_timeout = r.source_lock_timeout;
-  return s;
+// schroot 1.6's message for names that select nothing ("a, b: Chroots not found").
+UserError not_found(const std::vector<std::string>& missing, const std::string& what) {
+  return UserError(join(missing, ", ") + ": " + what + (missing.size() == 1 ? " not found" : "s not found"));
 }
 
 // Names of sessions selected by -c (session namespace by default) or --all-sessions.
@@ -72,9 +63,7 @@ std::vector<std::string> selected_sessions(const Request& req, const SessionMana
     }
     ids.push_back(name);
   }
-  if (!missing.empty()) {
-    throw UserError(join(missing, ", ") + (missing.size() == 1 ? ": Session not found" : ": Sessions not found"));
-  }
+  if (!missing.empty()) throw not_found(missing, "Session");
   return ids;
 }
 
@@ -97,155 +86,202 @@ Selected resolve_selection(const std::string& name, const ChrootSet& chroots, co
   throw UserError(name + ": Chroot not found");
 }
 
-int session_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
-  SessionRequest sreq = to_session_request(req);
-  switch (req.action) {
-    case Action::kBegin: {
-      auto found = chroots.find(req.chroots.front(), Namespace::kChroot);
-      if (!found) throw UserError(req.chroots.front() + ": Chroot not found");
-      if (found->ns == Namespace::kSession) throw UserError(req.chroots.front() + ": is a session; cannot begin a session of it");
-      if (found->def->type == ChrootType::kPlain) {
-        // schroot 1.6: a plain chroot has no sessions; -b prints its name.
-        std::cout << found->def->name << std::endl;
-        return 0;
-      }
-      sessions.begin(*found, sreq, [](const std::string& id) {
-        std::cout << id << std::endl;
-        return static_cast<bool>(std::cout);
+// -b: prints the new session's id (a plain chroot's name: it has no sessions).
+int begin_session(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
+  const std::string& name = req.chroots.front();
+  auto found = chroots.find(name, Namespace::kChroot);
+  if (!found) throw UserError(name + ": Chroot not found");
+  if (found->ns == Namespace::kSession) throw UserError(name + ": is a session; cannot begin a session of it");
+  if (found->def->type == ChrootType::kPlain) {
+    std::cout << found->def->name << std::endl;
+    return 0;
+  }
+  sessions.begin(*found, req, [](const std::string& id) {
+    std::cout << id << std::endl;
+    return static_cast<bool>(std::cout);
+  });
+  return 0;
+}
+
+// The chroots an automatic session runs in: those named by -c, in order, then every
+// chroot and/or source chroot that --all-chroots/--all-source-chroots selects.
+std::vector<ChrootSet::Found> automatic_targets(const Request& req, const ChrootSet& chroots) {
+  std::vector<ChrootSet::Found> targets;
+  std::vector<std::string> missing;
+  for (const auto& name : req.chroots) {
+    auto found = chroots.find(name, Namespace::kChroot);
+    if (!found)
+      missing.push_back(name);
+    else
+      targets.push_back(*found);
+  }
+  if (!missing.empty()) throw not_found(missing, "Chroot");
+  if (req.all_chroots || req.all_source_chroots) {
+    for (const auto& [name, def] : chroots.chroots) {
+      if (req.all_chroots) targets.push_back({Namespace::kChroot, &def, name});
+      if (req.all_source_chroots && def.has_source()) targets.push_back({Namespace::kSource, &def, name});
+    }
+  }
+  return targets;
+}
+
+// The default action; the exit status is the last command's.
+int automatic_sessions(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
+  const std::vector<ChrootSet::Found> targets = automatic_targets(req, chroots);
+  int status = 0;
+  for (const auto& t : targets) {
+    if (t.def->type == ChrootType::kPlain && t.ns == Namespace::kChroot) {
+      status = sessions.run_plain(t, req);
+    } else if (targets.size() == 1) {
+      status = sessions.automatic(t, req);
+    } else {
+      // Each automatic session gets its own mount namespace: run it in a child.
+      sys::Child child = sys::Child::fork_function([&] {
+        try {
+          return sessions.automatic(t, req);
+        } catch (const std::exception& e) {
+          log_error(e.what());
+          return 1;
+        }
       });
-      return 0;
+      const sys::ExitStatus s = child.wait();
+      status = s.exited ? s.code : 1;
     }
-    case Action::kAutomatic: {
-      std::vector<ChrootSet::Found> targets;
-      std::vector<std::string> missing;
-      for (const auto& name : req.chroots) {
-        auto found = chroots.find(name, Namespace::kChroot);
-        if (!found)
-          missing.push_back(name);
-        else
-          targets.push_back(*found);
-      }
-      if (!missing.empty()) {
-        throw UserError(join(missing, ", ") + (missing.size() == 1 ? ": Chroot not found" : ": Chroots not found"));
-      }
-      if (req.all_chroots || req.all_source_chroots) {
-        for (const auto& [name, def] : chroots.chroots) {
-          if (req.all_chroots) targets.push_back({Namespace::kChroot, &def, name});
-          if (req.all_source_chroots && def.has_source()) targets.push_back({Namespace::kSource, &def, name});
-        }
-      }
-      int status = 0;
-      for (const auto& t : targets) {
-        if (t.def->type == ChrootType::kPlain && t.ns == Namespace::kChroot) {
-          status = sessions.run_plain(t, sreq);
-        } else if (targets.size() == 1) {
-          status = sessions.automatic(t, sreq);
-        } else {
-          // Each automatic session gets its own mount namespace: run it in a child.
-          sys::Child child = sys::Child::fork_function([&] {
-            try {
-              return sessions.automatic(t, sreq);
-            } catch (const std::exception& e) {
-              log_error(e.what());
-              return 1;
-            }
-          });
-          const sys::ExitStatus s = child.wait();
-          status = s.exited ? s.code : 1;
-        }
-      }
-      return status;
+  }
+  return status;
+}
+
+// -e and --recover-session of each selected session.
+int end_or_recover_sessions(const Request& req, SessionManager& sessions) {
+  SessionRequest sreq = req;
+  if (req.action == Action::kRecover && req.all_sessions) {
+    sessions.remove_abandoned_temporaries();
+    sreq.skip_sessions_in_use = true;
+  }
+  int status = 0;
+  for (const auto& id : selected_sessions(req, sessions)) {
+    try {
+      if (req.action == Action::kEnd)
+        sessions.end(id, sreq);
+      else
+        sessions.recover(id, sreq);
+    } catch (const std::exception& e) {
+      // With --all-sessions every session gets its turn, whatever stopped one.
+      if (!req.all_sessions) throw;
+      log_error(e.what());
+      status = 1;
     }
+  }
+  return status;
+}
+
+int session_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
+  switch (req.action) {
+    case Action::kBegin:
+      return begin_session(req, chroots, sessions);
+    case Action::kAutomatic:
+      return automatic_sessions(req, chroots, sessions);
     case Action::kRun: {
       int status = 0;
-      for (const auto& id : selected_sessions(req, sessions)) status = sessions.run(id, sreq);
+      for (const auto& id : selected_sessions(req, sessions)) status = sessions.run(id, req);
       return status;
     }
     case Action::kEnd:
-    case Action::kRecover: {
-      int status = 0;
-      if (req.action == Action::kRecover && req.all_sessions) {
-        sessions.remove_abandoned_temporaries();
-        sreq.skip_sessions_in_use = true;
-      }
-      for (const auto& id : selected_sessions(req, sessions)) {
-        try {
-          if (req.action == Action::kEnd)
-            sessions.end(id, sreq);
-          else
-            sessions.recover(id, sreq);
-        } catch (const std::exception& e) {
-          // With --all-sessions every session gets its turn, whatever stopped one.
-          if (!req.all_sessions) throw;
-          log_error(e.what());
-          status = 1;
-        }
-      }
-      return status;
-    }
+    case Action::kRecover:
+      return end_or_recover_sessions(req, sessions);
     default:
       return 1;
   }
 }
 
+// The namespaces a read-only action takes whole.
+struct Scope {
+  bool chroots, sources, sessions;
+};
+
+Scope read_only_scope(const Request& req) {
+  // Default: all chroots (and source chroots for --list and --info).
+  if (req.chroots.empty() && !req.any_all())
+    return {true, req.action == Action::kList || req.action == Action::kInfo, req.all_sessions};
+  return {req.all_chroots, req.all_source_chroots, req.all_sessions};
+}
+
+// What is selected, in order: chroots, then sessions, then sources (schroot's order).
+std::vector<Selected> select_for_reading(const Request& req, const Scope& scope, const ChrootSet& chroots,
+                                         const std::vector<std::string>& ids) {
+  std::vector<Selected> selected;
+  if (!req.chroots.empty()) {
+    for (const auto& name : req.chroots) selected.push_back(resolve_selection(name, chroots, ids));
+    return selected;
+  }
+  if (scope.chroots)
+    for (const auto& [name, def] : chroots.chroots) selected.push_back({Namespace::kChroot, &def, ""});
+  if (scope.sessions)
+    for (const auto& id : ids) selected.push_back({Namespace::kSession, nullptr, id});
+  if (scope.sources)
+    for (const auto& [name, def] : chroots.chroots)
+      if (def.has_source()) selected.push_back({Namespace::kSource, &def, ""});
+  return selected;
+}
+
+std::optional<SessionInfo> session_of(const Selected& sel, const SessionManager& sessions) {
+  if (sel.ns != Namespace::kSession) return std::nullopt;
+  return SessionInfo::from_record(sessions.read_record(sel.session));
+}
+
+// --info
+std::string info_text(const std::vector<Selected>& selected, const SessionManager& sessions) {
+  std::vector<std::string> blocks;
+  for (const auto& sel : selected) {
+    std::optional<SessionInfo> session = session_of(sel, sessions);
+    if (session) session->storage_status = backends::session_status(session->record.keys);
+    blocks.push_back(session ? format_session_info(*session)
+                     : sel.ns == Namespace::kSource ? format_source_info(*sel.def)
+                                                     : format_chroot_info(*sel.def));
+  }
+  return join_info_blocks(blocks);
+}
+
+// --config: source chroots are clones, never dumped (schroot 1.6).
+std::string config_text(const std::vector<Selected>& selected, const SessionManager& sessions) {
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> groups;
+  for (const auto& sel : selected) {
+    const std::optional<SessionInfo> session = session_of(sel, sessions);
+    if (session)
+      groups.emplace_back(session->record.id, session->record.keys);
+    else if (sel.ns == Namespace::kChroot)
+      groups.emplace_back(sel.def->name, sel.def->keys);
+  }
+  return format_config(SCHROOT_VERSION, config_date(::time(nullptr)), groups);
+}
+
+// --location
+std::string location_text(const std::vector<Selected>& selected, const SessionManager& sessions) {
+  std::string out;
+  for (const auto& sel : selected) {
+    const std::optional<SessionInfo> session = session_of(sel, sessions);
+    out += session ? format_location(*session)
+           : sel.ns == Namespace::kSource ? format_location(Config::source_of(*sel.def))
+                                           : format_location(*sel.def);
+  }
+  return out;
+}
+
 // --list, --info, --config, --location.
 int read_only_action(const Request& req, const ChrootSet& chroots, SessionManager& sessions) {
-  std::vector<std::string> ids = sessions.session_ids();
-  bool all_chroots = req.all_chroots, all_sources = req.all_source_chroots, all_sessions = req.all_sessions;
-  if (req.chroots.empty() && !req.any_all()) {
-    // Default: all chroots (and source chroots for --list and --info).
-    all_chroots = true;
-    all_sources = req.action == Action::kList || req.action == Action::kInfo;
-  }
+  const std::vector<std::string> ids = sessions.session_ids();
+  const Scope scope = read_only_scope(req);
   if (req.action == Action::kList) {
-    ListOptions opts{all_chroots, all_sources, all_sessions, req.exclude_aliases};
+    ListOptions opts{scope.chroots, scope.sources, scope.sessions, req.exclude_aliases};
     for (const auto& name : req.chroots) resolve_selection(name, chroots, ids);  // unknown names fail
     std::cout << format_list(chroots, ids, req.chroots, opts) << std::flush;
     return 0;
   }
-  // What is selected, in order: chroots, then sessions, then sources (schroot's order).
-  std::vector<Selected> selected;
-  if (!req.chroots.empty()) {
-    for (const auto& name : req.chroots) selected.push_back(resolve_selection(name, chroots, ids));
-  } else {
-    if (all_chroots)
-      for (const auto& [name, def] : chroots.chroots) selected.push_back({Namespace::kChroot, &def, ""});
-    if (all_sessions)
-      for (const auto& id : ids) selected.push_back({Namespace::kSession, nullptr, id});
-    if (all_sources)
-      for (const auto& [name, def] : chroots.chroots)
-        if (def.has_source()) selected.push_back({Namespace::kSource, &def, ""});
-  }
-  std::vector<std::string> blocks;
-  std::vector<std::pair<std::string, std::map<std::string, std::string>>> groups;
+  const std::vector<Selected> selected = select_for_reading(req, scope, chroots, ids);
   std::string out;
-  for (const auto& sel : selected) {
-    std::optional<SessionInfo> session;
-    if (sel.ns == Namespace::kSession) session = SessionInfo::from_record(sessions.read_record(sel.session));
-    switch (req.action) {
-      case Action::kInfo:
-        blocks.push_back(session ? format_session_info(*session)
-                         : sel.ns == Namespace::kSource ? format_source_info(*sel.def)
-                                                         : format_chroot_info(*sel.def));
-        break;
-      case Action::kConfig:
-        // Source chroots are clones, never dumped (schroot 1.6).
-        if (session)
-          groups.emplace_back(session->record.id, session->record.keys);
-        else if (sel.ns == Namespace::kChroot)
-          groups.emplace_back(sel.def->name, sel.def->keys);
-        break;
-      case Action::kLocation:
-        out += session ? format_location(*session)
-               : sel.ns == Namespace::kSource ? format_location(Config::source_of(*sel.def))
-                                               : format_location(*sel.def);
-        break;
-      default:
-        break;
-    }
-  }
-  if (req.action == Action::kInfo) out = join_info_blocks(blocks);
-  if (req.action == Action::kConfig) out = format_config(SCHROOT_VERSION, config_date(::time(nullptr)), groups);
+  if (req.action == Action::kInfo) out = info_text(selected, sessions);
+  if (req.action == Action::kConfig) out = config_text(selected, sessions);
+  if (req.action == Action::kLocation) out = location_text(selected, sessions);
   std::cout << out << std::flush;
   return 0;
 }

@@ -131,28 +131,9 @@ std::string error_message(const OptionGroups& g, int argc, const char* const* ar
   return "invalid command line";
 }
 
-}  // namespace
-
-std::string help_text() {
-  OptionGroups g;
-  std::ostringstream out;
-  out << "Usage:\n  schroot  [OPTION…] [COMMAND] — run command or shell in a chroot\n\n" << g.visible;
-  return out.str();
-}
-
-Request parse_command_line(int argc, const char* const* argv) {
-  OptionGroups g;
-  po::variables_map vm;
-  try {
-    parse_into(vm, g, argc, argv);
-  } catch (const po::error&) {
-    throw UserError(error_message(g, argc, argv) +
-                    "\nI: Run “schroot --help” to list usage example and all available options");
-  }
-
-  Request r;
-  bool action_seen = false;
-  const std::pair<const char*, Action> action_flags[] = {
+// The one action the flags name (the default: an automatic session).
+void select_action(const po::variables_map& vm, Request& r) {
+  static const std::pair<const char*, Action> kActionFlags[] = {
       {"help", Action::kHelp},
       {"version", Action::kVersion},
       {"list", Action::kList},
@@ -165,31 +146,57 @@ Request parse_command_line(int argc, const char* const* argv) {
       {"run-session", Action::kRun},
       {"end-session", Action::kEnd},
   };
-  for (const auto& [flag, action] : action_flags)
+  bool action_seen = false;
+  for (const auto& [flag, action] : kActionFlags)
     if (vm.count(flag)) set_action(r, action, action_seen);
+}
 
+void read_selection(const po::variables_map& vm, Request& r) {
   if (vm.count("chroot")) r.chroots = vm["chroot"].as<std::vector<std::string>>();
   if (vm.count("all")) r.all_chroots = r.all_sessions = r.all_source_chroots = true;
   if (vm.count("all-chroots")) r.all_chroots = true;
   if (vm.count("all-sessions")) r.all_sessions = true;
   if (vm.count("all-source-chroots")) r.all_source_chroots = true;
   r.exclude_aliases = vm.count("exclude-aliases") > 0;
+}
+
+// -o KEY=VALUE, in order; schroot 1.6: no '=' sets the key to the empty string.
+std::vector<std::pair<std::string, std::string>> key_values(const std::vector<std::string>& options) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& kv : options) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos)
+      out.emplace_back(kv, "");
+    else
+      out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return out;
+}
+
+// A lock timeout in seconds; -1 when not given.
+int read_timeout(const po::variables_map& vm, const char* name) {
+  if (!vm.count(name)) return -1;
+  int v = vm[name].as<int>();
+  if (v < 0) throw UserError(std::string("--") + name + ": must not be negative (" + std::to_string(v) + ")");
+  return v;
+}
+
+// What the session engine is asked (the SessionRequest part of the Request).
+void read_session_request(const po::variables_map& vm, Request& r) {
   if (vm.count("user")) r.user = vm["user"].as<std::string>();
   if (vm.count("directory")) r.directory = vm["directory"].as<std::string>();
   if (vm.count("shell")) r.shell = vm["shell"].as<std::string>();
   r.preserve_environment = vm.count("preserve-environment") > 0;
-  if (vm.count("option")) {
-    for (const auto& kv : vm["option"].as<std::vector<std::string>>()) {
-      auto eq = kv.find('=');
-      // schroot 1.6: no '=' sets the key to the empty string.
-      if (eq == std::string::npos)
-        r.options.emplace_back(kv, "");
-      else
-        r.options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    }
-  }
+  if (vm.count("option")) r.options = key_values(vm["option"].as<std::vector<std::string>>());
   if (vm.count("session-name")) r.session_name = vm["session-name"].as<std::string>();
   r.force = vm.count("force") > 0;
+  r.session_lock_timeout = read_timeout(vm, "session-lock-timeout");
+  r.source_lock_timeout = read_timeout(vm, "source-lock-timeout");
+  if (vm.count("command")) r.command = vm["command"].as<std::vector<std::string>>();
+}
+
+// -q, -v, --debug.
+void read_reporting(const po::variables_map& vm, Request& r) {
   if (vm.count("quiet")) {
     r.verbosity = Verbosity::kQuiet;
     r.verbosity_set = true;
@@ -206,17 +213,10 @@ Request parse_command_line(int argc, const char* const* argv) {
     for (const char* l : kLevels) ok = ok || r.debug_level == l;
     if (!ok) throw UserError("Invalid debug level: " + r.debug_level);
   }
-  auto timeout = [&](const char* name) {
-    if (!vm.count(name)) return -1;
-    int v = vm[name].as<int>();
-    if (v < 0) throw UserError(std::string("--") + name + ": must not be negative (" + std::to_string(v) + ")");
-    return v;
-  };
-  r.session_lock_timeout = timeout("session-lock-timeout");
-  r.source_lock_timeout = timeout("source-lock-timeout");
-  if (vm.count("command")) r.command = vm["command"].as<std::vector<std::string>>();
+}
 
-  // Selection rules (schroot 1.6's check_actions).
+// Selection rules (schroot 1.6's check_actions): what goes with what.
+void check_actions(Request& r) {
   if (!r.chroots.empty() && r.any_all()) {
     r.warnings.push_back("--chroot and --all may not be used at the same time; using --chroots only");
     r.all_chroots = r.all_sessions = r.all_source_chroots = false;
@@ -236,6 +236,32 @@ Request parse_command_line(int argc, const char* const* argv) {
   if ((r.action == Action::kBegin || r.action == Action::kEnd || r.action == Action::kRecover) &&
       !r.command.empty())
     throw UserError("A command may not be given with --begin-session, --end-session or --recover-session");
+}
+
+}  // namespace
+
+std::string help_text() {
+  OptionGroups g;
+  std::ostringstream out;
+  out << "Usage:\n  schroot  [OPTION…] [COMMAND] — run command or shell in a chroot\n\n" << g.visible;
+  return out.str();
+}
+
+Request parse_command_line(int argc, const char* const* argv) {
+  OptionGroups g;
+  po::variables_map vm;
+  try {
+    parse_into(vm, g, argc, argv);
+  } catch (const po::error&) {
+    throw UserError(error_message(g, argc, argv) +
+                    "\nI: Run “schroot --help” to list usage example and all available options");
+  }
+  Request r;
+  select_action(vm, r);
+  read_selection(vm, r);
+  read_reporting(vm, r);  // a bad --debug is told before a bad lock timeout
+  read_session_request(vm, r);
+  check_actions(r);
   return r;
 }
 

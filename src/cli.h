@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "src/log.h"
+#include "src/session_request.h"
 
 namespace schroot {
 
@@ -24,24 +25,16 @@ enum class Action {
   kVersion,
 };
 
-struct Request {
+// The command line: the action, which chroots or sessions it selects, how to report,
+// and (the base) what the session engine is asked to do for each of them.
+struct Request : SessionRequest {
   Action action = Action::kAutomatic;
   std::vector<std::string> chroots;  // -c, in order
   bool all_chroots = false, all_sessions = false, all_source_chroots = false;
   bool exclude_aliases = false;
-  std::string user;  // -u; empty = the caller
-  std::string directory;
-  bool preserve_environment = false;
-  std::string shell;
-  std::vector<std::pair<std::string, std::string>> options;  // -o KEY=VALUE
-  std::string session_name;                                  // -n
-  bool force = false;
   Verbosity verbosity = Verbosity::kNormal;
   bool verbosity_set = false;  // -q or -v given: overrides message-verbosity
   std::string debug_level;
-  int session_lock_timeout = -1;  // seconds; -1 = chroot.conf / default
-  int source_lock_timeout = -1;
-  std::vector<std::string> command;
   std::vector<std::string> warnings;  // printed by the caller (e.g. -c with --all)
 
   bool any_all() const { return all_chroots || all_sessions || all_source_chroots; }

@@ -20,22 +20,9 @@
 #include "src/environment.h"
 #include "src/paths.h"
 #include "src/record.h"
+#include "src/session_request.h"
 
 namespace schroot {
-
-struct SessionRequest {
-  std::string user;  // -u; empty = the caller
-  std::string directory;
-  std::string shell;
-  bool preserve_environment = false;
-  std::vector<std::string> command;
-  std::vector<std::pair<std::string, std::string>> options;  // -o
-  std::string session_name;                                  // -n
-  bool force = false;
-  bool skip_sessions_in_use = false;  // --recover-session --all-sessions: try each lock once
-  int session_lock_timeout = -1;  // seconds; -1 = chroot.conf's (default 30)
-  int source_lock_timeout = -1;
-};
 
 class SessionManager {
  public:
