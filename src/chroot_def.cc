@@ -1,13 +1,11 @@
 #include "src/chroot_def.h"
 
+#include "src/text.h"
+
 namespace schroot {
 
 namespace {
-struct TypeName {
-  ChrootType type;
-  const char* name;
-};
-const TypeName kTypes[] = {
+const NameOf<ChrootType> kTypes[] = {
     {ChrootType::kPlain, "plain"},
     {ChrootType::kDirectory, "directory"},
     {ChrootType::kFile, "file"},
@@ -18,40 +16,18 @@ const TypeName kTypes[] = {
     {ChrootType::kZfsSnapshot, "zfs-snapshot"},
     {ChrootType::kCustom, "custom"},
 };
-struct UnionName {
-  UnionType type;
-  const char* name;
-};
-const UnionName kUnions[] = {
+const NameOf<UnionType> kUnions[] = {
     {UnionType::kNone, "none"},       {UnionType::kOverlay, "overlay"},
     {UnionType::kOverlayfs, "overlayfs"}, {UnionType::kAufs, "aufs"},
     {UnionType::kUnionfs, "unionfs"},
 };
 }  // namespace
 
-const char* to_string(ChrootType t) {
-  for (const auto& e : kTypes)
-    if (e.type == t) return e.name;
-  return "unknown";
-}
+const char* to_string(ChrootType t) { return name_of(kTypes, t); }
+const char* to_string(UnionType t) { return name_of(kUnions, t); }
 
-const char* to_string(UnionType t) {
-  for (const auto& e : kUnions)
-    if (e.type == t) return e.name;
-  return "unknown";
-}
-
-std::optional<ChrootType> chroot_type_from_string(const std::string& s) {
-  for (const auto& e : kTypes)
-    if (s == e.name) return e.type;
-  return std::nullopt;
-}
-
-std::optional<UnionType> union_type_from_string(const std::string& s) {
-  for (const auto& e : kUnions)
-    if (s == e.name) return e.type;
-  return std::nullopt;
-}
+std::optional<ChrootType> chroot_type_from_string(const std::string& s) { return value_named(kTypes, s); }
+std::optional<UnionType> union_type_from_string(const std::string& s) { return value_named(kUnions, s); }
 
 bool ChrootDef::session_capable() const {
   if (type == ChrootType::kPlain) return false;

@@ -14,6 +14,7 @@
 #include "src/error.h"
 #include "src/log.h"
 #include "src/sys/command.h"
+#include "src/text.h"
 
 namespace schroot {
 
@@ -348,32 +349,24 @@ int exit_code_of(const sys::ExitStatus& s) {
 void use_own_umask() { g_caller_umask = ::umask(022); }
 
 long personality_value(const std::string& name) {
-  struct P {
-    const char* name;
-    long value;
+  static const NameOf<long> table[] = {
+      {PER_LINUX, "linux"}, {PER_LINUX_32BIT, "linux_32bit"}, {PER_LINUX32, "linux32"},
+      {PER_SVR4, "svr4"},   {PER_SVR3, "svr3"},               {PER_SCOSVR3, "scorvr3"},
+      {PER_OSR5, "osr5"},   {PER_WYSEV386, "wysev386"},       {PER_ISCR4, "iscr4"},
+      {PER_BSD, "bsd"},     {PER_SUNOS, "sunos"},             {PER_XENIX, "xenix"},
+      {PER_IRIX32, "irix32"}, {PER_IRIXN32, "irixn32"},       {PER_IRIX64, "irix64"},
+      {PER_RISCOS, "riscos"}, {PER_SOLARIS, "solaris"},       {PER_UW7, "uw7"},
+      {PER_OSF4, "osf4"},   {PER_HPUX, "hpux"},
   };
-  static const P table[] = {
-      {"linux", PER_LINUX}, {"linux_32bit", PER_LINUX_32BIT}, {"linux32", PER_LINUX32},
-      {"svr4", PER_SVR4},   {"svr3", PER_SVR3},               {"scorvr3", PER_SCOSVR3},
-      {"osr5", PER_OSR5},   {"wysev386", PER_WYSEV386},       {"iscr4", PER_ISCR4},
-      {"bsd", PER_BSD},     {"sunos", PER_SUNOS},             {"xenix", PER_XENIX},
-      {"irix32", PER_IRIX32}, {"irixn32", PER_IRIXN32},       {"irix64", PER_IRIX64},
-      {"riscos", PER_RISCOS}, {"solaris", PER_SOLARIS},       {"uw7", PER_UW7},
-      {"osf4", PER_OSF4},   {"hpux", PER_HPUX},
-  };
-  for (const auto& p : table)
-    if (name == p.name) return p.value;
-  return -1;
+  return value_named(table, name).value_or(-1);
 }
 
 int run_in_chroot(const RunSpec& spec, char** caller_env) {
   if (spec.command.empty()) {
     log_info("[" + spec.chroot_name + " chroot] (" + spec.caller.name + "->" + spec.target.name + ") Running login shell");
   } else {
-    std::string joined;
-    for (const auto& a : spec.command) joined += (joined.empty() ? "" : " ") + a;
     log_info("[" + spec.chroot_name + " chroot] (" + spec.caller.name + "->" + spec.target.name +
-             ") Running command: “" + joined + "”");
+             ") Running command: “" + join(spec.command, " ") + "”");
   }
   const ChildPlan plan = plan_child(spec, caller_env, host_groups(spec.target));
   const sys::Command cmd = command_for(plan);
