@@ -1,7 +1,7 @@
 // ChrootDef: one chroot definition from chroot.conf, validated once by Config.
 // Nothing downstream of Config reads INI keys; everything it needs is a field here.
 // A session record stores its chroot's keys (ChrootDef::keys) so that -r/-e never
-// read chroot.conf again; Config::parse_group() rebuilds the ChrootDef from them.
+// read chroot.conf again; Config::from_keys() rebuilds the ChrootDef from them.
 #pragma once
 
 #include <map>

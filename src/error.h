@@ -1,5 +1,5 @@
-// Error types. Every failure the user sees is one of these; main() prints what()
-// prefixed with "E: " and exits 1.
+// Error types. Every failure the user sees is one of these; run_app (src/app.cc)
+// reports it on stderr after "E: " (a ConfigError one problem a line).
 #pragma once
 
 #include <stdexcept>

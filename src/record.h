@@ -55,7 +55,8 @@ class RecordStore {
   explicit RecordStore(const Paths& paths) : dir_(paths.session_dir) {}
   // Atomic write: temp file, write, fsync if durable, rename, (fsync dir if durable).
   void write(const SessionRecord& r, bool durable) const;
-  // Fails if a record with this id exists (O_EXCL on the final name's reservation).
+  // UserError if a record with this id exists: the complete record is linked into
+  // place (sys::publish_exclusive), so a begin killed midway leaves no half record.
   void create(const SessionRecord& r, bool durable) const;
   SessionRecord read(const std::string& id) const;  // throws UserError if missing
   bool exists(const std::string& id) const;

@@ -1,9 +1,8 @@
 // Running the user's command (or login shell) inside a chroot, as schroot 1.6's
 // session::run_child does: groups resolved on the host → setns → setgroups/setgid →
-// personality → chroot →
-// setuid → directory (with schroot's fallbacks) → exec. Returns the exit status
-// schroot gives: the command's own, or 1 when it was killed by a signal or could
-// not be executed (with the reason on stderr).
+// personality → chroot → setuid → directory (with schroot's fallbacks) → exec.
+// Returns the exit status schroot gives: the command's own, or 1 when it was killed
+// by a signal or could not be executed (with the reason on stderr).
 #pragma once
 
 #include <string>
@@ -37,7 +36,8 @@ int run_in_chroot(const RunSpec& spec, char** caller_env);
 // the caller's umask back.
 void use_own_umask();
 
-// personality(2) value for a schroot personality name; -1 for "undefined".
+// personality(2) value for a schroot personality name; -1 for "undefined" (and any
+// name it does not know).
 long personality_value(const std::string& name);
 
 }  // namespace schroot
