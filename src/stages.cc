@@ -56,6 +56,29 @@ std::string without_bind_options(const std::string& options) {
   return out;
 }
 
+// A line of a profile file (fstab, copyfiles, nssdatabases) that says something: its
+// 1-based number, its text and its whitespace-separated words (at least one, the
+// first not starting with '#': blank and comment lines are left out).
+struct ProfileLine {
+  int number = 0;
+  std::string text;
+  std::vector<std::string> words;
+};
+std::vector<ProfileLine> profile_lines(const std::string& text) {
+  std::vector<ProfileLine> out;
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    std::istringstream in_line(line);
+    std::vector<std::string> words;
+    for (std::string w; in_line >> w;) words.push_back(w);
+    if (words.empty() || words[0][0] == '#') continue;
+    out.push_back({n, line, std::move(words)});
+  }
+  return out;
+}
+
 std::string read_text(const std::string& file, const char* what) {
   try {
     return sys::read_file(file);
@@ -90,21 +113,16 @@ void mount_entry(int root_fd, const std::string& root, const FstabEntry& e, cons
 
 std::vector<FstabEntry> parse_fstab(const std::string& text, const std::string& file) {
   std::vector<FstabEntry> entries;
-  std::istringstream in(text);
-  int n = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++n;
-    std::istringstream words(line);
+  for (const auto& l : profile_lines(text)) {
+    const std::string where = file + ":" + std::to_string(l.number) + ": ";
+    if (l.words.size() < 3) throw UserError(where + "fstab line needs at least 3 fields: " + l.text);
     FstabEntry e;
-    e.line = n;
-    if (!(words >> e.spec) || e.spec[0] == '#') continue;
-    if (!(words >> e.dir >> e.type))
-      throw UserError(file + ":" + std::to_string(n) + ": fstab line needs at least 3 fields: " + line);
-    if (!(words >> e.options)) e.options = "defaults";
-    e.spec = unescape_fstab(e.spec);
-    e.dir = unescape_fstab(e.dir);
-    if (e.dir.empty() || e.dir[0] != '/')
-      throw UserError(file + ":" + std::to_string(n) + ": mount point must be absolute: " + e.dir);
+    e.line = l.number;
+    e.spec = unescape_fstab(l.words[0]);
+    e.dir = unescape_fstab(l.words[1]);
+    e.type = l.words[2];
+    e.options = l.words.size() > 3 ? l.words[3] : "defaults";
+    if (e.dir.empty() || e.dir[0] != '/') throw UserError(where + "mount point must be absolute: " + e.dir);
     entries.push_back(e);
   }
   return entries;
@@ -122,17 +140,13 @@ void stage_fstab(const std::string& root, const std::string& fstab_file) {
 std::vector<CopyFileEntry> parse_copyfiles(const std::string& text, const std::string& file,
                                            std::vector<std::string>& warnings) {
   std::vector<CopyFileEntry> entries;
-  std::istringstream in(text);
-  int n = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++n;
-    std::istringstream words(line);
+  for (const auto& l : profile_lines(text)) {
     CopyFileEntry e;
-    e.line = n;
-    if (!(words >> e.src) || e.src[0] == '#') continue;
-    if (!(words >> e.dst)) e.dst = e.src;
+    e.line = l.number;
+    e.src = l.words[0];
+    e.dst = l.words.size() > 1 ? l.words[1] : e.src;
     if (e.src[0] != '/' || e.dst[0] != '/') {
-      warnings.push_back(file + ":" + std::to_string(n) + ": paths must be absolute; ignoring ‘" + line + "’");
+      warnings.push_back(file + ":" + std::to_string(l.number) + ": paths must be absolute; ignoring ‘" + l.text + "’");
       continue;
     }
     entries.push_back(std::move(e));
@@ -142,14 +156,10 @@ std::vector<CopyFileEntry> parse_copyfiles(const std::string& text, const std::s
 
 std::vector<NssDatabaseEntry> parse_nssdatabases(const std::string& text) {
   std::vector<NssDatabaseEntry> entries;
-  std::istringstream in(text);
-  int n = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++n;
-    std::istringstream words(line);
+  for (const auto& l : profile_lines(text)) {
     NssDatabaseEntry e;
-    e.line = n;
-    if (!(words >> e.db) || e.db[0] == '#') continue;
+    e.db = l.words[0];
+    e.line = l.number;
     entries.push_back(std::move(e));
   }
   return entries;
