@@ -167,6 +167,61 @@ void backoff(std::minstd_rand& rng, int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms(rng)));
 }
 
+// Refuses an image that cannot become the device asked for; its stat.
+struct stat check_backing_fd(int backing_fd, const std::string& backing_file, const LoopDevice::Options& opts) {
+  struct stat st;
+  if (::fstat(backing_fd, &st) != 0) throw SystemError("stat loop image", backing_file, errno);
+  if (!S_ISREG(st.st_mode)) throw UserError("cannot attach loop image " + backing_file + ": not a regular file");
+  // The kernel would silently make a device of a read-only fd read-only.
+  const int fl = ::fcntl(backing_fd, F_GETFL);
+  if (fl < 0) throw SystemError("get flags of loop image", backing_file, errno);
+  if (!opts.read_only && (fl & O_ACCMODE) != O_RDWR)
+    throw UserError("cannot attach loop image " + backing_file + " read-write: it was opened read-only");
+  return st;
+}
+
+// One try with the device LOOP_CTL_GET_FREE names: opened, locked and bound to the
+// image. 0 when `dev` and `n` hold it; else the errno of a race lost to another
+// process (the device was removed, locked or bound meanwhile): take another one.
+int bind_free_device(int control_fd, int backing_fd, const std::string& backing_file, const std::string& label,
+                     const LoopDevice::Options& opts, UniqueFd& dev, int& n) {
+  n = ::ioctl(control_fd, LOOP_CTL_GET_FREE);
+  if (n < 0) throw SystemError("get a free loop device from", kLoopControl, errno);
+  int err = open_loop_node(n, O_RDWR, &dev);
+  if (err == ENOENT || err == ENODEV || err == ENXIO) return err;  // removed meanwhile
+  if (err != 0) throw SystemError("open loop device", loop_path(n), err);
+  // Keep udev's probing (LOCK_SH|LOCK_NB by convention) away while we configure; a
+  // device somebody else has locked is being set up by them.
+  if (::flock(dev.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) throw SystemError("lock loop device", loop_path(n), errno);
+    return EBUSY;
+  }
+  err = bind_backing_file(dev.get(), backing_fd, label, opts);
+  if (err == EBUSY || err == ENXIO || err == ENODEV) return err;  // lost a race for this number
+  if (err != 0) throw SystemError("bind " + backing_file + " to loop device", loop_path(n), err);
+  return 0;
+}
+
+// Asks the kernel whether device `n` (open as dev_fd) is bound to the image, as asked.
+void verify_binding(int dev_fd, int n, const struct stat& st, const std::string& backing_file,
+                    const std::string& label, const LoopDevice::Options& opts) {
+  const std::string path = loop_path(n);
+  struct loop_info64 info;
+  if (::ioctl(dev_fd, LOOP_GET_STATUS64, &info) != 0) throw SystemError("get status of loop device", path, errno);
+  const bool ro = info.lo_flags & LO_FLAGS_READ_ONLY;
+  const bool ac = info.lo_flags & LO_FLAGS_AUTOCLEAR;
+  if (!matches(info, st.st_dev, st.st_ino, label) || info.lo_number != static_cast<uint32_t>(n)) {
+    throw UserError("loop device " + path + " is not bound to " + backing_file +
+                    " after attaching it (kernel reports loop" + std::to_string(info.lo_number) +
+                    ", inode " + std::to_string(info.lo_inode) + ")");
+  }
+  if (ro != opts.read_only || ac != opts.autoclear) {
+    throw UserError("loop device " + path + " for " + backing_file + " came up " +
+                    (ro ? "read-only" : "read-write") + (ac ? " with" : " without") +
+                    " autoclear, not as asked");
+  }
+}
+
 }  // namespace
 
 LoopDevice LoopDevice::attach(const std::string& backing_file, const Options& opts) {
@@ -197,15 +252,7 @@ LoopDevice LoopDevice::attach(const std::string& backing_file, const Options& op
 }
 
 LoopDevice LoopDevice::attach_fd(int backing_fd, const std::string& backing_file, const Options& opts) {
-  struct stat st;
-  if (::fstat(backing_fd, &st) != 0) throw SystemError("stat loop image", backing_file, errno);
-  if (!S_ISREG(st.st_mode)) throw UserError("cannot attach loop image " + backing_file + ": not a regular file");
-  // The kernel would silently make a device of a read-only fd read-only.
-  const int fl = ::fcntl(backing_fd, F_GETFL);
-  if (fl < 0) throw SystemError("get flags of loop image", backing_file, errno);
-  if (!opts.read_only && (fl & O_ACCMODE) != O_RDWR)
-    throw UserError("cannot attach loop image " + backing_file + " read-write: it was opened read-only");
-
+  const struct stat st = check_backing_fd(backing_fd, backing_file, opts);
   const std::string& label = opts.label.empty() ? backing_file : opts.label;
   UniqueFd control(::open(kLoopControl, O_RDWR | O_CLOEXEC));
   if (!control) throw SystemError("open", kLoopControl, errno);
@@ -215,28 +262,10 @@ LoopDevice LoopDevice::attach_fd(int backing_fd, const std::string& backing_file
   int last_err = 0;
   for (int attempt = 0; attempt < kMaxAttachAttempts; ++attempt) {
     if (attempt > 0) backoff(rng, attempt);
-    int n = ::ioctl(control.get(), LOOP_CTL_GET_FREE);
-    if (n < 0) throw SystemError("get a free loop device from", kLoopControl, errno);
     UniqueFd dev;
-    int err = open_loop_node(n, O_RDWR, &dev);
-    if (err == ENOENT || err == ENODEV || err == ENXIO) {  // removed meanwhile
-      last_err = err;
-      continue;
-    }
-    if (err != 0) throw SystemError("open loop device", loop_path(n), err);
-    // Keep udev's probing (LOCK_SH|LOCK_NB by convention) away while we configure; a
-    // device somebody else has locked is being set up by them: take another one.
-    if (::flock(dev.get(), LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK) throw SystemError("lock loop device", loop_path(n), errno);
-      last_err = EBUSY;
-      continue;
-    }
-    err = bind_backing_file(dev.get(), backing_fd, label, opts);
-    if (err == EBUSY || err == ENXIO || err == ENODEV) {  // lost a race for this number
-      last_err = err;
-      continue;
-    }
-    if (err != 0) throw SystemError("bind " + backing_file + " to loop device", loop_path(n), err);
+    int n = -1;
+    last_err = bind_free_device(control.get(), backing_fd, backing_file, label, opts, dev, n);
+    if (last_err != 0) continue;
 
     LoopDevice d;  // armed from here: a failed check below detaches it
     d.fd_ = std::move(dev);
@@ -245,23 +274,7 @@ LoopDevice LoopDevice::attach_fd(int backing_fd, const std::string& backing_file
     d.backing_dev_ = st.st_dev;
     d.backing_ino_ = st.st_ino;
     d.read_only_ = opts.read_only;
-
-    struct loop_info64 info;
-    if (::ioctl(d.fd_.get(), LOOP_GET_STATUS64, &info) != 0) {
-      throw SystemError("get status of loop device", d.path_, errno);
-    }
-    const bool ro = info.lo_flags & LO_FLAGS_READ_ONLY;
-    const bool ac = info.lo_flags & LO_FLAGS_AUTOCLEAR;
-    if (!matches(info, st.st_dev, st.st_ino, label) || info.lo_number != static_cast<uint32_t>(n)) {
-      throw UserError("loop device " + d.path_ + " is not bound to " + backing_file +
-                      " after attaching it (kernel reports loop" + std::to_string(info.lo_number) +
-                      ", inode " + std::to_string(info.lo_inode) + ")");
-    }
-    if (ro != opts.read_only || ac != opts.autoclear) {
-      throw UserError("loop device " + d.path_ + " for " + backing_file + " came up " +
-                      (ro ? "read-only" : "read-write") + (ac ? " with" : " without") +
-                      " autoclear, not as asked");
-    }
+    verify_binding(d.fd_.get(), n, st, backing_file, label, opts);
     ::flock(d.fd_.get(), LOCK_UN);
     return d;
   }

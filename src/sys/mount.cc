@@ -275,54 +275,69 @@ Holder open_holder(const std::string& path) {
 }
 
 // list_mount_tree from an open holder directory.
-MountTree list_tree_at(const Holder& h, const std::string& path) {
-  MountTree t;
-  if (!h.fd) return t;  // no directory, no mounts
-  t.holder = mount_id_of(h.fd.get());
+// /proc/self/mountinfo read once, each mount found by id and its children listed
+// (oldest first).
+struct MountTable {
+  std::vector<MountInfo> all;
+  std::unordered_map<int, std::size_t> index;                 // id → position in all
+  std::unordered_map<int, std::vector<std::size_t>> children;  // parent id → positions
+
+  MountTable() : all(read_mountinfo()) {
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      index[all[i].id] = i;
+      if (all[i].parent != all[i].id) children[all[i].parent].push_back(i);
+    }
+  }
+  const std::vector<std::size_t>& children_of(int id) const {
+    static const std::vector<std::size_t> kNone;
+    const auto it = children.find(id);
+    return it == children.end() ? kNone : it->second;
+  }
+};
+
+// The id of the top mount at `path`; the holder's when nothing is mounted there.
+int top_mount_at(const Holder& h, const std::string& path, int holder) {
   UniqueFd at(::openat(h.fd.get(), h.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!at && errno != ENOENT) throw SystemError("open", path, errno);
-  const int top = at ? mount_id_of(at.get()) : t.holder;
-  at.reset();
+  return at ? mount_id_of(at.get()) : holder;
+}
 
-  const std::vector<MountInfo> all = read_mountinfo();
-  std::unordered_map<int, std::size_t> index;
-  std::unordered_map<int, std::vector<std::size_t>> children;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    index[all[i].id] = i;
-    if (all[i].parent != all[i].id) children[all[i].parent].push_back(i);
+// Down the stack whose top is `top` to the mount attached to the holder; 0 when none.
+int base_of_stack(const MountTable& m, int top, int holder) {
+  int id = top;
+  for (std::size_t hops = 0; hops <= m.all.size() && m.index.count(id); ++hops) {
+    const MountInfo& mount = m.all[m.index.at(id)];
+    if (mount.parent == holder) return id;
+    id = mount.parent;
   }
+  // Not found: the stack changed since we opened it; what we opened is still ours.
+  return m.index.count(top) ? top : 0;
+}
+
+// Nothing at `path`: the mounts attached to the holder below `path`, newest first. Only
+// these direct children need their text, which is trusted (not inside a tree); their
+// own subtrees go by id.
+std::vector<std::size_t> attached_below(const MountTable& m, int holder, const std::string& path) {
+  const std::string prefix = path + "/";
   std::vector<std::size_t> roots;
-  if (top != t.holder) {
-    // Down the stack at `path` to the mount attached to the holder.
-    int id = top;
-    for (std::size_t hops = 0; hops <= all.size() && index.count(id); ++hops) {
-      const MountInfo& m = all[index[id]];
-      if (m.parent == t.holder) {
-        t.base = id;
-        break;
-      }
-      id = m.parent;
-    }
-    // Not found: the stack changed since we opened it; what we opened is still ours.
-    if (!t.base && index.count(top)) t.base = top;
-    if (t.base) roots.push_back(index[t.base]);
-  } else {
-    // Nothing at `path`: only the holder's direct children need its text, which is
-    // trusted (not inside a tree); their own subtrees go by id.
-    const std::string prefix = path + "/";
-    for (std::size_t i : children[t.holder])
-      if (all[i].mount_point.compare(0, prefix.size(), prefix) == 0) roots.push_back(i);
-    std::reverse(roots.begin(), roots.end());
-  }
-  // Post-order, newest child first: children before parents, upper before lower.
-  std::vector<bool> seen(all.size());
+  for (std::size_t i : m.children_of(holder))
+    if (m.all[i].mount_point.compare(0, prefix.size(), prefix) == 0) roots.push_back(i);
+  std::reverse(roots.begin(), roots.end());
+  return roots;
+}
+
+// The trees from `roots` in post-order, newest child first: children before parents,
+// upper before lower.
+std::vector<MountInfo> post_order(const MountTable& m, const std::vector<std::size_t>& roots) {
+  std::vector<MountInfo> out;
+  std::vector<bool> seen(m.all.size());
   for (std::size_t root : roots) {
     if (seen[root]) continue;
     seen[root] = true;
     std::vector<std::pair<std::size_t, std::size_t>> stack{{root, 0}};  // (mount, children visited)
     while (!stack.empty()) {
       const std::size_t i = stack.back().first;
-      const std::vector<std::size_t>& kids = children[all[i].id];
+      const std::vector<std::size_t>& kids = m.children_of(m.all[i].id);
       const std::size_t k = stack.back().second;
       if (k < kids.size()) {
         ++stack.back().second;
@@ -332,11 +347,28 @@ MountTree list_tree_at(const Holder& h, const std::string& path) {
           stack.emplace_back(c, 0);
         }
       } else {
-        t.mounts.push_back(all[i]);
+        out.push_back(m.all[i]);
         stack.pop_back();
       }
     }
   }
+  return out;
+}
+
+MountTree list_tree_at(const Holder& h, const std::string& path) {
+  MountTree t;
+  if (!h.fd) return t;  // no directory, no mounts
+  t.holder = mount_id_of(h.fd.get());
+  const int top = top_mount_at(h, path, t.holder);
+  const MountTable m;
+  std::vector<std::size_t> roots;
+  if (top != t.holder) {
+    t.base = base_of_stack(m, top, t.holder);
+    if (t.base) roots.push_back(m.index.at(t.base));
+  } else {
+    roots = attached_below(m, t.holder, path);
+  }
+  t.mounts = post_order(m, roots);
   return t;
 }
 
