@@ -6,7 +6,8 @@
 
 namespace schroot {
 
-static Paths make(const std::string& sysconf, const std::string& state, const std::string& run) {
+static Paths make(const std::string& sysconf, const std::string& state, const std::string& run,
+                  const std::string& data) {
   Paths p;
   p.sysconf_dir = sysconf;
   p.session_dir = state + "/session";
@@ -15,15 +16,17 @@ static Paths make(const std::string& sysconf, const std::string& state, const st
   p.claims_dir = state + "/claims";
   p.mount_dir = run + "/mount";
   p.lock_dir = run + "/lock";
+  p.data_dir = data;
   return p;
 }
 
 Paths Paths::installed() {
-  return make(SCHROOT_SYSCONF_DIR, SCHROOT_STATE_DIR, SCHROOT_RUN_DIR);
+  return make(SCHROOT_SYSCONF_DIR, SCHROOT_STATE_DIR, SCHROOT_RUN_DIR, SCHROOT_DATA_DIR);
 }
 
 Paths Paths::under(const std::string& root) {
-  return make(root + "/etc/schroot", root + "/var/lib/schroot", root + "/run/schroot");
+  return make(root + "/etc/schroot", root + "/var/lib/schroot", root + "/run/schroot",
+              root + "/usr/share/schroot");
 }
 
 }  // namespace schroot

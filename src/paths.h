@@ -17,6 +17,7 @@ struct Paths {
   std::string claims_dir;    // $localstatedir/lib/schroot/claims: source claims, one per source
   std::string mount_dir;     // $runstatedir/schroot/mount: session mount points
   std::string lock_dir;      // $runstatedir/schroot/lock: manage.lock and session locks
+  std::string data_dir;      // $datadir/schroot: setup/common-* for hooks written for 1.6
 
   std::string chroot_conf() const { return sysconf_dir + "/chroot.conf"; }
   std::string schroot_conf() const { return sysconf_dir + "/schroot.conf"; }
@@ -24,7 +25,8 @@ struct Paths {
   std::string setup_d() const { return sysconf_dir + "/setup.d"; }
 
   static Paths installed();
-  // The same layout below one root, for unit tests: ROOT/etc/schroot, ROOT/var/lib/schroot, ...
+  // The same layout below one root, for unit tests: ROOT/etc/schroot, ROOT/var/lib/schroot,
+  // ROOT/run/schroot, ROOT/usr/share/schroot.
   static Paths under(const std::string& root);
 };
 
