@@ -92,11 +92,11 @@ struct HookContext {
   std::string mount_dir;                 // Paths::mount_dir
   std::string overlay_dir, underlay_dir; // session union dirs (with the id) when union
   std::string mount_device;              // loop device / device for mountable types, if any
-  // schroot 1.6's helper directories. This implementation installs no common-data,
-  // common-functions or libexec helpers, so these are empty by default and then
-  // LIBEXEC_DIR, DATA_DIR and SETUP_DATA_DIR (= DATA_DIR/setup) are not exported:
-  // a hook that sources "$SETUP_DATA_DIR/common-data" fails visibly instead of
-  // sourcing a path that does not exist.
+  // schroot 1.6's helper directories. data_dir (Paths::data_dir) holds setup/common-data,
+  // common-functions and common-config for hooks written for 1.6 (SETUP_DATA_DIR =
+  // DATA_DIR/setup). No libexec helpers are installed: libexec_dir stays empty and
+  // LIBEXEC_DIR is not exported, so a hook that runs "$LIBEXEC_DIR/schroot-mount" fails
+  // visibly. An empty directory is never exported.
   std::string libexec_dir, data_dir;
   pid_t pid = 0;                         // main schroot pid
 };

@@ -230,6 +230,7 @@ Environment SessionTransaction::hook_environment_of(const SessionRecord& r, cons
   c.verbosity = verbosity_name();
   c.sysconf_dir = paths_.sysconf_dir;
   c.mount_dir = paths_.mount_dir;
+  c.data_dir = paths_.data_dir;  // SETUP_DATA_DIR: common-* for hooks written for 1.6
   // A union's session directories come from the record's keys, which the backend set.
   c.mount_device = mount_device;
   c.pid = ::getpid();
