@@ -9,12 +9,11 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <sstream>
 
+#include "backends/mountable.h"
 #include "src/error.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
-#include "src/sys/mount.h"
 
 namespace schroot::backends {
 
@@ -64,30 +63,6 @@ LoopbackState& state_of(SessionContext& ctx) {
   return dynamic_cast<LoopbackState&>(*ctx.backend_state);
 }
 
-bool read_at(int fd, off_t off, void* buf, size_t n) {
-  return ::pread(fd, buf, n, off) == static_cast<ssize_t>(n);
-}
-
-// The chroot's root: the image's `location` directory, resolved inside the image as if
-// the image's root were / (a symlink `sub -> /` or `sub -> ../..` stays in the image and
-// can never reach the host). That directory itself becomes the mount at target, so no
-// path inside the image is ever named by a string again (DESIGN.md section 6).
-sys::UniqueFd attach_location(const SessionContext& ctx, sys::UniqueFd image_mount, int target_fd,
-                              const std::string& target) {
-  const std::string& location = ctx.def.location;
-  if (location.find_first_not_of('/') == std::string::npos) {
-    sys::attach_mount(image_mount.get(), target_fd);
-    return image_mount;
-  }
-  sys::UniqueFd dir;
-  try {
-    dir = sys::resolve_in_root(image_mount.get(), location, O_PATH | O_DIRECTORY);
-  } catch (const SystemError& e) {
-    throw UserError(ctx.def.name + ": location ‘" + location + "’ in image ‘" + ctx.def.file +
-                    "’: " + std::strerror(e.code().value()));
-  }
-  return sys::attach_subtree(std::move(image_mount), std::move(dir), target_fd, target);
-}
 }  // namespace
 
 // The label that tells this session's loop device from another session's of the same
@@ -142,58 +117,15 @@ void LoopbackBackend::mount_tree(SessionContext& ctx, const std::string& target,
 
 void LoopbackBackend::mount_image(SessionContext& ctx, const std::string& target, bool read_only) const {
   if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no loop device attached");
-  std::string fstype = ctx.def.filesystem_type, options;
-  parse_mount_options(ctx.def.mount_options, fstype, options);
   LoopbackState& state = state_of(ctx);
-  if (fstype.empty() && state.image) fstype = detect_filesystem(state.image.get());
-  if (fstype.empty())
-    throw UserError(ctx.def.name + ": cannot detect the filesystem of ‘" + ctx.def.file +
-                    "’; set filesystem-type= in chroot.conf");
-  if (read_only) options = options.empty() ? "ro" : options + ",ro";
-  sys::UniqueFd target_fd = sys::open_path(target);
-  sys::UniqueFd image_mount;
-  try {
-    // Detached: nothing of the image is visible before its location is resolved.
-    image_mount = sys::create_mount(fstype, ctx.mount_device, options, target);
-  } catch (const SystemError& e) {
-    throw UserError(ctx.def.name + ": cannot mount image ‘" + ctx.def.file + "’ (" + ctx.mount_device + ", " +
-                    fstype + "): " + e.what());
-  }
-  sys::UniqueFd mounted = attach_location(ctx, std::move(image_mount), target_fd.get(), target);
+  mount_device(ctx, ctx.mount_device, state.image ? state.image.get() : -1, target, read_only,
+               "image ‘" + ctx.def.file + "’");
   // Mounted: autoclear now detaches it at unmount; until then the record's undo owns it.
   if (state.loop) state.loop->release();
-  // Private: a daemon cloning our namespace cannot pin it, a shared / cannot spread it.
-  sys::make_private(mounted.get(), false);
 }
 
 void LoopbackBackend::session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
   keys["mount-device"] = ctx.def.file;
-}
-
-std::string LoopbackBackend::detect_filesystem(int fd) {
-  unsigned char b[8];
-  if (read_at(fd, 1024 + 56, b, 2) && b[0] == 0x53 && b[1] == 0xEF) return "ext4";  // ext2/3/4
-  if (read_at(fd, 0, b, 4) && std::memcmp(b, "XFSB", 4) == 0) return "xfs";
-  if (read_at(fd, 0, b, 4) && std::memcmp(b, "hsqs", 4) == 0) return "squashfs";
-  if (read_at(fd, 0x10040, b, 8) && std::memcmp(b, "_BHRfS_M", 8) == 0) return "btrfs";
-  return "";
-}
-
-void LoopbackBackend::parse_mount_options(const std::string& raw, std::string& fstype, std::string& options) {
-  std::istringstream in(raw);
-  std::vector<std::string> words;
-  for (std::string w; in >> w;) words.push_back(w);
-  for (size_t i = 0; i < words.size(); ++i) {
-    if (words[i] == "-t" && i + 1 < words.size()) {
-      fstype = words[++i];
-    } else if (words[i] == "-o" && i + 1 < words.size()) {
-      options += (options.empty() ? "" : ",") + words[++i];
-    } else if (words[i][0] != '-') {
-      options += (options.empty() ? "" : ",") + words[i];
-    } else {
-      throw UserError("mount-options: unsupported mount(8) option ‘" + words[i] + "’ (use -t TYPE and -o OPTIONS)");
-    }
-  }
 }
 
 }  // namespace schroot::backends

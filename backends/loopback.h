@@ -19,12 +19,6 @@ class LoopbackBackend : public SourceBackend {
   void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
   void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
 
-  // Filesystem type from the superblock of the image open at fd (ext2/3/4, xfs, btrfs,
-  // squashfs), or "".
-  static std::string detect_filesystem(int fd);
-  // mount-options as schroot 1.6 takes them ("-t jfs -o quota,rw" or "quota,rw").
-  static void parse_mount_options(const std::string& raw, std::string& fstype, std::string& options);
-
  private:
   void mount_image(SessionContext& ctx, const std::string& target, bool read_only) const;
 };

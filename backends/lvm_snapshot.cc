@@ -1,1 +1,186 @@
 #include "backends/lvm_snapshot.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "backends/mountable.h"
+#include "src/error.h"
+#include "src/fault.h"
+#include "src/sys/devmapper.h"
+#include "src/sys/lvm.h"
+
+namespace schroot::backends {
+
+namespace {
+
+namespace lvm = sys::lvm;
+namespace dm = sys::devmapper;
+
+// What planning decided, for the device stage and the session keys.
+struct LvmState : BackendState {
+  std::optional<lvm::SnapshotSpec> spec;
+  void release() override {}
+};
+
+LvmState& state_of(SessionContext& ctx) {
+  if (!ctx.backend_state) ctx.backend_state = std::make_unique<LvmState>();
+  return dynamic_cast<LvmState&>(*ctx.backend_state);
+}
+const LvmState* state_of(const SessionContext& ctx) { return dynamic_cast<const LvmState*>(ctx.backend_state.get()); }
+
+// The snapshot a session's record names (lvm-snapshot-device), never re-derived.
+std::optional<lvm::LvRef> recorded_snapshot(const std::map<std::string, std::string>& keys) {
+  auto it = keys.find("lvm-snapshot-device");
+  if (it == keys.end()) return std::nullopt;
+  return lvm::parse_device(it->second);
+}
+
+// Runs an lvm step; its error, with the chroot's name in front.
+template <typename F>
+auto for_chroot(const std::string& chroot, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const lvm::LvmError& e) {
+    throw UserError(chroot + ": " + e.what());
+  }
+}
+
+// A new LV is active unless its activation skip flag kept it from it (thin snapshots
+// made by an older lvm, or options that set it): then it is activated ignoring it.
+void make_active(const std::string& chroot, const lvm::LvRef& ref) {
+  const std::optional<lvm::LvInfo> info = for_chroot(chroot, [&] { return lvm::find(ref); });
+  if (!info) throw UserError(chroot + ": snapshot " + ref.full() + " is not there after lvcreate");
+  if (!info->active()) for_chroot(chroot, [&] { lvm::activate(ref); });
+  struct stat st;
+  if (::stat(ref.device().c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
+    throw UserError(chroot + ": snapshot device ‘" + ref.device() + "’ did not appear" +
+                    (lvm::udev_running() ? " (is udev processing events?)" : ""));
+}
+
+std::string percent(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f%%", p);
+  return buf;
+}
+
+}  // namespace
+
+LvmSnapshotBackend::LvmSnapshotBackend() : dm_unavailable_(dm::unavailable_reason) {}
+
+void LvmSnapshotBackend::plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const {
+  const ChrootDef& def = ctx.def;
+  // First: without device-mapper nothing below could work, and lvs alone would not say so.
+  if (auto why = dm_unavailable_())
+    throw UserError(def.name + ": lvm-snapshot needs the kernel's device-mapper, which is not available (" + *why +
+                    "; load the dm-mod and dm-snapshot modules)");
+  const lvm::LvInfo origin = for_chroot(def.name, [&] { return lvm::describe(def.device); });
+  const lvm::SnapshotOptions opts = lvm::parse_snapshot_options(def.lvm_snapshot_options, def.name, origin.ref, def.device);
+  if (!origin.thin() && !opts.has_size)
+    throw UserError(def.name + ": lvm-snapshot-options: a snapshot of ‘" + def.device +
+                    "’ (not a thin volume) needs a size for its copy-on-write area: add --size (e.g. --size 2G)");
+  lvm::SnapshotSpec spec;
+  spec.origin = origin.ref;
+  spec.name = lvm::snapshot_lv_name(ctx.id, origin.ref.vg);
+  const std::string own_tag = lvm::session_tag(lvm::new_token());
+  spec.tags = {lvm::kSessionTag, own_tag};
+  spec.options = opts.words;
+  spec.thin = origin.thin() && !opts.has_size;
+  // Planned before it is made: a crash after lvcreate leaves an LV the record names.
+  undo.push_back(UndoStep::remove_lv(spec.origin.vg, spec.name, own_tag, "00device"));
+  state_of(ctx).spec = std::move(spec);
+}
+
+void LvmSnapshotBackend::plan_mount(const SessionContext&, const std::string& target,
+                                    std::vector<UndoStep>& undo) const {
+  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
+}
+
+void LvmSnapshotBackend::attach_device(SessionContext& ctx) const {
+  if (ctx.recovering) {
+    recover_device(ctx);
+    return;
+  }
+  const LvmState& state = state_of(ctx);
+  if (!state.spec) throw UserError(ctx.def.name + ": no snapshot was planned");
+  const lvm::SnapshotSpec& spec = *state.spec;
+  for_chroot(ctx.def.name, [&] { lvm::create_snapshot(spec); });
+  fail_point("begin:lv-created");
+  const lvm::LvRef ref{spec.origin.vg, spec.name};
+  make_active(ctx.def.name, ref);
+  ctx.mount_device = ref.device();
+}
+
+// After a reboot: the snapshot outlived it (LVM keeps it); only its mounts are made again.
+void LvmSnapshotBackend::recover_device(SessionContext& ctx) const {
+  const auto ref = recorded_snapshot(ctx.def.keys);
+  if (!ref) throw UserError(ctx.id + ": the session record names no snapshot (lvm-snapshot-device)");
+  const std::optional<lvm::LvInfo> info = for_chroot(ctx.id, [&] { return lvm::find(*ref); });
+  if (!info || !info->has_tag(lvm::kSessionTag))
+    throw UserError(ctx.id + ": its snapshot " + ref->full() + " is gone; end the session (schroot -e -c " + ctx.id + ")");
+  if (info->invalid())
+    throw UserError(ctx.id + ": its snapshot " + ref->full() + " has overflowed (Invalid); end the session");
+  make_active(ctx.id, *ref);
+  ctx.mount_device = ref->device();
+}
+
+void LvmSnapshotBackend::mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const {
+  if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no snapshot attached");
+  mount_device(ctx, ctx.mount_device, -1, target, read_only, "snapshot ‘" + ctx.mount_device + "’");
+}
+
+void LvmSnapshotBackend::session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
+  const LvmState* state = state_of(ctx);
+  if (!state || !state->spec) return;
+  const std::string device = lvm::LvRef{state->spec->origin.vg, state->spec->name}.device();
+  keys["lvm-snapshot-device"] = device;
+  keys["mount-device"] = device;
+}
+
+std::vector<std::pair<std::string, std::string>> LvmSnapshotBackend::status_lines(
+    const std::map<std::string, std::string>& keys) {
+  const auto ref = recorded_snapshot(keys);
+  if (!ref) return {};
+  const dm::SnapshotStatus s = dm::snapshot_status(ref->dm_name());
+  using State = dm::SnapshotStatus::State;
+  switch (s.state) {
+    case State::kValid:
+      return {{"LVM Snapshot Usage", percent(s.percent()) + " (" + std::to_string(s.used) + " of " +
+                                         std::to_string(s.total) + " sectors)"},
+              {"LVM Snapshot State", "valid"}};
+    case State::kInvalid:
+    case State::kOverflow:
+    case State::kMergeFailed:
+      return {{"LVM Snapshot Usage", "100.00%"},
+              {"LVM Snapshot State", std::string(dm::to_string(s.state)) + " (overflowed: the session's files are lost)"}};
+    case State::kThin: {
+      std::optional<lvm::LvInfo> info;
+      try {
+        info = lvm::find(*ref);
+      } catch (const std::exception& e) {
+        return {{"LVM Snapshot State", std::string("thin; lvs failed: ") + e.what()}};
+      }
+      std::string usage = info && info->data_percent ? percent(*info->data_percent) + " (thin)" : "unknown (thin)";
+      return {{"LVM Snapshot Usage", usage}, {"LVM Snapshot State", "valid"}};
+    }
+    case State::kAbsent:
+      return {{"LVM Snapshot State", "absent (inactive or removed)"}};
+    case State::kUnknown:
+      break;
+  }
+  return {{"LVM Snapshot State", "unknown (" + s.raw + ")"}};
+}
+
+void LvmSnapshotBackend::check_usable(const std::string& id, const std::map<std::string, std::string>& keys) {
+  const auto ref = recorded_snapshot(keys);
+  if (!ref) return;
+  const dm::SnapshotStatus s = dm::snapshot_status(ref->dm_name());
+  if (s.broken())
+    throw UserError(id + ": its LVM snapshot " + ref->full() + " has overflowed (" + dm::to_string(s.state) +
+                    "): the session's files are lost and nothing can run in it\nI: end the session (schroot -e -c " +
+                    id + "); a larger --size in lvm-snapshot-options makes room next time");
+}
+
+}  // namespace schroot::backends

@@ -1,3 +1,46 @@
-// LVM snapshot backend: planned (tested in the VM runner). Not built into the
-// registry yet; the type loads from chroot.conf and selecting it reports so.
+// lvm-snapshot: each session gets its own LVM snapshot of the origin LV (device=).
+// Planning asks lvs about the origin, checks lvm-snapshot-options, derives the
+// snapshot's name from the session id and draws the session's own tag, and plans the
+// undo (lvremove of exactly that LV, only if it carries that tag) before anything
+// runs; 00device creates it (lvm lvcreate --snapshot, through the tool layer), 10mount
+// mounts it as block-device mounts a device. The undo unmounts first, then removes.
 #pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace schroot::backends {
+
+class LvmSnapshotBackend : public SourceBackend {
+ public:
+  // Why the kernel's device-mapper cannot be used, or nullopt; tests substitute one.
+  using DmProbe = std::function<std::optional<std::string>()>;
+  LvmSnapshotBackend();
+  explicit LvmSnapshotBackend(DmProbe probe) : dm_unavailable_(std::move(probe)) {}
+
+  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
+  void plan_mount(const SessionContext& ctx, const std::string& target,
+                  std::vector<UndoStep>& undo) const override;
+  void attach_device(SessionContext& ctx) const override;
+  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
+  // lvm-snapshot-device and mount-device: /dev/VG/<snapshot>.
+  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
+
+  // --info lines of a session's snapshot (fill level, state), from its record's keys.
+  static std::vector<std::pair<std::string, std::string>> status_lines(const std::map<std::string, std::string>& keys);
+  // UserError when the session's snapshot has overflowed: its files are lost, and a
+  // command would only meet I/O errors.
+  static void check_usable(const std::string& id, const std::map<std::string, std::string>& keys);
+
+ private:
+  void recover_device(SessionContext& ctx) const;
+  DmProbe dm_unavailable_;
+};
+
+}  // namespace schroot::backends

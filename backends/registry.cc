@@ -1,5 +1,8 @@
 #include "backends/registry.h"
 
+#include "config.h"
+
+#include "backends/block_device.h"
 #include "backends/directory.h"
 #include "backends/loopback.h"
 #include "backends/overlay.h"
@@ -17,11 +20,27 @@ std::unique_ptr<SourceBackend> make_type_backend(const ChrootDef& def) {
       return std::make_unique<DirectoryBackend>();
     case ChrootType::kLoopback:
       return std::make_unique<LoopbackBackend>();
+    case ChrootType::kBlockDevice:
+      return std::make_unique<BlockDeviceBackend>();
+    case ChrootType::kLvmSnapshot:
+#ifdef WITH_LVM_SNAPSHOT
+      return std::make_unique<LvmSnapshotBackend>();
+#else
+      throw UserError(def.name + ": chroot type ‘lvm-snapshot’ is not supported by this build of schroot "
+                      "(configured with --disable-lvm-snapshot)");
+#endif
     default:
       break;
   }
+  std::string supported;
+  for (const auto& t : supported_types()) supported += (supported.empty() ? "" : ", ") + t;
   throw UserError(def.name + ": chroot type ‘" + std::string(to_string(def.type)) +
-                  "’ is not supported by this build of schroot (supported: directory, plain, loopback)");
+                  "’ is not supported by this build of schroot (supported: " + supported + ")");
+}
+
+bool is_lvm_snapshot_session(const std::map<std::string, std::string>& keys) {
+  auto it = keys.find("type");
+  return it != keys.end() && it->second == "lvm-snapshot";
 }
 }  // namespace
 
@@ -34,13 +53,40 @@ std::unique_ptr<SourceBackend> make_backend(const ChrootDef& def, bool source_se
 }
 
 std::vector<std::string> supported_types() {
-  std::vector<std::string> t{"directory", "loopback", "plain"};
+  std::vector<std::string> t{"block-device", "directory", "loopback"};
 #ifdef WITH_LVM_SNAPSHOT
-  // lvm-snapshot is planned; the type loads but is not listed until it runs.
+  t.push_back("lvm-snapshot");
 #endif
+  t.push_back("plain");
   return t;
 }
 
+std::vector<std::string> unbuilt_types() {
+#ifdef WITH_LVM_SNAPSHOT
+  return {};
+#else
+  return {"lvm-snapshot"};
+#endif
+}
+
 std::vector<std::string> supported_union_types() { return {"none", "overlay"}; }
+
+std::vector<std::pair<std::string, std::string>> session_status(const std::map<std::string, std::string>& keys) {
+  if (!is_lvm_snapshot_session(keys)) return {};
+#ifdef WITH_LVM_SNAPSHOT
+  return LvmSnapshotBackend::status_lines(keys);
+#else
+  return {{"LVM Snapshot State", "unknown (this schroot was built without lvm-snapshot)"}};
+#endif
+}
+
+void check_session_usable(const std::string& id, const std::map<std::string, std::string>& keys) {
+  if (!is_lvm_snapshot_session(keys)) return;
+#ifdef WITH_LVM_SNAPSHOT
+  LvmSnapshotBackend::check_usable(id, keys);
+#else
+  (void)id;
+#endif
+}
 
 }  // namespace schroot::backends

@@ -206,7 +206,7 @@ std::vector<std::string> list_namespace(const ChrootSet& set, Namespace ns,
 }  // namespace
 
 SessionInfo SessionInfo::from_record(const SessionRecord& record) {
-  return SessionInfo{record, Config::from_keys(record.id, record.keys, KeyOrigin::kSessionRecord)};
+  return SessionInfo{record, Config::from_keys(record.id, record.keys, KeyOrigin::kSessionRecord), {}};
 }
 
 std::string format_list(const ChrootSet& set, const std::vector<std::string>& session_ids,
@@ -262,6 +262,7 @@ std::string format_session_info(const SessionInfo& s) {
   if (!s.record.broken_reason.empty()) d.emplace_back("Session Broken Reason", s.record.broken_reason);
   d.emplace_back("Session Automatic", s.record.automatic ? "true" : "false");
   d.emplace_back("Session Process ID", std::to_string(s.record.pid));
+  for (const auto& line : s.storage_status) d.push_back(line);
   return render("Session", d);
 }
 

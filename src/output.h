@@ -19,6 +19,9 @@ namespace schroot {
 struct SessionInfo {
   SessionRecord record;
   ChrootDef def;
+  // What the session's storage says now (an LVM snapshot's fill level and state),
+  // shown after the record's lines; the caller asks the backend for it.
+  std::vector<std::pair<std::string, std::string>> storage_status;
 
   // def = Config::from_keys(record.id, record.keys). Throws ConfigError.
   static SessionInfo from_record(const SessionRecord& record);

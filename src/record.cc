@@ -112,6 +112,7 @@ std::string SessionRecord::to_json() const {
       e.put("ino", u.ino);
     }
     if (!u.name.empty()) e.put("name", u.name);
+    if (!u.tag.empty()) e.put("tag", u.tag);
     if (!u.step.empty()) e.put("step", u.step);
     undo_list.push_back({"", e});
   }
@@ -164,6 +165,7 @@ SessionRecord SessionRecord::from_json(const std::string& text, const std::strin
       u.dev = e.get<uint64_t>("dev", 0);
       u.ino = e.get<uint64_t>("ino", 0);
       u.name = e.get<std::string>("name", "");
+      u.tag = e.get<std::string>("tag", "");
       u.step = e.get<std::string>("step", "");
       r.undo.push_back(u);
     }

@@ -1,6 +1,7 @@
 // Running in a chroot: -r in an existing session, and a plain chroot (no session).
 #include <unistd.h>
 
+#include "backends/registry.h"
 #include "src/error.h"
 #include "src/lock.h"
 #include "src/session.h"
@@ -56,6 +57,8 @@ int SessionManager::run(const std::string& id, const SessionRequest& req) {
   if (r.boot_id != sys::boot_id())
     throw UserError(id + ": the session was begun before the last reboot; run schroot --recover-session -c " + id +
                     " first");
+  // An overflowed snapshot would only give the command I/O errors.
+  backends::check_session_usable(id, r.keys);
   RunSpec spec = run_spec(r.path, def, req, caller, target, r.selected_name, r.id);
   // An automatic session's mounts exist only in its process's mount namespace. That
   // process is joined only as recorded: the pid alone may be anybody's by now (a

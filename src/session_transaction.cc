@@ -17,6 +17,7 @@
 #include "src/text.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
+#include "src/sys/lvm.h"
 #include "src/sys/mount.h"
 #include "src/sys/process.h"
 
@@ -29,9 +30,11 @@ using std::chrono::milliseconds;
 // The source chroot a session claims, and how (none for a plain directory session).
 std::optional<std::pair<std::string, ClaimMode>> claim_for(const ChrootDef& def, bool source) {
   if (source) return std::make_pair(def.name, ClaimMode::kExclusive);
-  if (def.is_union()) return std::make_pair(def.name, ClaimMode::kShared);
-  // Two read-write mounts of one filesystem image corrupt it.
-  if (def.type == ChrootType::kLoopback) return std::make_pair(def.name, ClaimMode::kExclusive);
+  // A snapshot reads its origin, which a source: session (block-device) writes.
+  if (def.is_union() || def.type == ChrootType::kLvmSnapshot) return std::make_pair(def.name, ClaimMode::kShared);
+  // Two read-write mounts of one filesystem image (or device) corrupt it.
+  if (def.type == ChrootType::kLoopback || def.type == ChrootType::kBlockDevice)
+    return std::make_pair(def.name, ClaimMode::kExclusive);
   return std::nullopt;
 }
 
@@ -48,6 +51,20 @@ std::string verbosity_name() {
 
 bool contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// lvremove of the session's snapshot, only if it carries the session's own tag;
+// "already gone" is done.
+void remove_snapshot_lv(const UndoStep& u, const SessionRecord& r) {
+  const auto slash = u.name.find('/');
+  if (slash == std::string::npos) throw UserError("lvremove " + u.name + ": not a VG/LV name");
+  const sys::lvm::LvRef lv{u.name.substr(0, slash), u.name.substr(slash + 1)};
+  try {
+    if (sys::lvm::remove_tagged(lv, u.tag) == sys::lvm::Removal::kNotOurs)
+      log_warning(r.id + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
+  } catch (const std::exception& e) {
+    throw UserError("lvremove " + u.name + ": " + e.what());
+  }
 }
 
 // Undoes one step that is not a hook. Keeping the data (a remount) leaves the
@@ -85,7 +102,11 @@ void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, s
       sys::remove_tree(u.path);
       break;
     case UndoStep::Op::kLvRemove:
-      failures.push_back(u.step + ": lvremove is not supported by this build");
+      // A remount keeps the snapshot: it holds the session's data. Otherwise the tree
+      // on it is gone already (its unmount comes later in the list, so it was replayed
+      // first).
+      if (keep_data) break;
+      remove_snapshot_lv(u, r);
       break;
     case UndoStep::Op::kHook:
       break;  // the transaction runs hooks

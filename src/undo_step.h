@@ -21,7 +21,7 @@ struct UndoStep {
     kDetachLoop,    // file + dev/ino: detach the loop device bound to this backing file
     kRemoveDir,     // path: rmdir (must be empty; ENOENT is done)
     kRemoveTree,    // path: rm -rf without crossing mounts (overlay upper/work)
-    kLvRemove,      // name: lvremove -f VG/LV
+    kLvRemove,      // name VG/LV + tag: lvremove -f of that LV if it carries the tag
     kHook,          // name: run setup.d with setup-stop (the hooks' own undo)
   };
   Op op = Op::kRemoveDir;
@@ -29,6 +29,7 @@ struct UndoStep {
   std::string file;
   uint64_t dev = 0, ino = 0;
   std::string name;
+  std::string tag;  // kLvRemove: the LV is removed only if it carries this tag
   std::string step;
 
   static UndoStep unmount_tree(std::string path, std::string step) {
@@ -55,8 +56,12 @@ struct UndoStep {
     u.step = std::move(step);
     return u;
   }
-  static UndoStep lv_remove(std::string volume, std::string step) {
-    return with_name(Op::kLvRemove, std::move(volume), std::move(step));
+  // The logical volume `vg`/`lv`, removed only if it carries `tag` (a snapshot's own
+  // session tag): an LV of that name made by anybody else is never removed.
+  static UndoStep remove_lv(const std::string& vg, const std::string& lv, std::string tag, std::string step) {
+    UndoStep u = with_name(Op::kLvRemove, vg + "/" + lv, std::move(step));
+    u.tag = std::move(tag);
+    return u;
   }
   // The setup.d hook `name`, run with setup-stop; it undoes its own begin step.
   static UndoStep hook(const std::string& name) { return with_name(Op::kHook, name, name); }

@@ -76,6 +76,7 @@ SessionRecord every_field_set() {
     u.dev = 18446744073709551000u + static_cast<uint64_t>(i);
     u.ino = 4294967296u + static_cast<uint64_t>(i);
     u.name = "name-" + n;
+    u.tag = "tag_" + n;
     u.step = "step " + n;
     r.undo.push_back(u);
   }
@@ -117,6 +118,7 @@ TEST(SessionRecord, JsonRoundTripKeepsEveryField) {
     EXPECT_EQ(back.undo[i].dev, r.undo[i].dev);
     EXPECT_EQ(back.undo[i].ino, r.undo[i].ino);
     EXPECT_EQ(back.undo[i].name, r.undo[i].name);
+    EXPECT_EQ(back.undo[i].tag, r.undo[i].tag);
     EXPECT_EQ(back.undo[i].step, r.undo[i].step);
   }
 }

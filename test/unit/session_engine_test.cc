@@ -328,7 +328,7 @@ TEST_F(Engine, AFailedUndoStepLeavesTheSessionBrokenWithItsClaimAndTheOtherSteps
   const std::string dir = root_ + "/made-by-10mount";
   sys::mkdir_p(dir, 0755);
   SessionRecord r = record("u-1", SessionState::kActive, def);
-  r.undo = {UndoStep::lv_remove("vg/sid-1", "00device"), UndoStep::remove_dir(dir, "10mount")};
+  r.undo = {UndoStep::remove_lv("vg", "sid-1", "schroot_session_x", "00device"), UndoStep::remove_dir(dir, "10mount")};
   SessionTransaction tx = transaction();
   tx.write_ahead(r, def, 0);
   ASSERT_TRUE(tx.try_lock_session("u-1"));

@@ -1,0 +1,133 @@
+#include "src/sys/devmapper.h"
+
+#include <libdevmapper.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+namespace schroot::sys::devmapper {
+
+namespace {
+
+// libdevmapper prints its errors to stderr by default; schroot says what failed in its
+// own words, so the library's last error is kept for that message instead.
+std::string g_last_error;
+
+void keep_last_error(int level, const char*, int, int dm_errno, const char* f, ...) {
+  // _LOG_ERR is 3; warnings and debug messages are dropped. The first error is the
+  // cause ("/dev/mapper/control: open failed: No such device"); later ones follow from it.
+  if (level > 3 || !g_last_error.empty()) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  g_last_error = buf;
+  if (dm_errno > 0 && std::strstr(buf, std::strerror(dm_errno)) == nullptr)
+    g_last_error += std::string(": ") + std::strerror(dm_errno);
+}
+
+void quiet_library() {
+  static bool done = false;
+  if (done) return;
+  dm_log_with_errno_init(keep_last_error);
+  done = true;
+}
+
+struct TaskDeleter {
+  void operator()(dm_task* t) const { dm_task_destroy(t); }
+};
+using Task = std::unique_ptr<dm_task, TaskDeleter>;
+
+}  // namespace
+
+const char* to_string(SnapshotStatus::State s) {
+  switch (s) {
+    case SnapshotStatus::State::kAbsent:
+      return "absent";
+    case SnapshotStatus::State::kValid:
+      return "valid";
+    case SnapshotStatus::State::kInvalid:
+      return "Invalid";
+    case SnapshotStatus::State::kOverflow:
+      return "Overflow";
+    case SnapshotStatus::State::kMergeFailed:
+      return "Merge failed";
+    case SnapshotStatus::State::kThin:
+      return "thin";
+    case SnapshotStatus::State::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+std::optional<std::string> unavailable_reason() {
+  quiet_library();
+  g_last_error.clear();
+  char version[64];
+  const bool ok = dm_driver_version(version, sizeof version) != 0;
+  release();
+  if (ok) return std::nullopt;
+  return g_last_error.empty() ? std::string("the device-mapper driver does not answer") : g_last_error;
+}
+
+SnapshotStatus parse_status(const std::string& target_type, const std::string& params) {
+  SnapshotStatus s;
+  s.raw = target_type + (params.empty() ? "" : " " + params);
+  if (target_type == "thin") {
+    s.state = SnapshotStatus::State::kThin;
+    return s;
+  }
+  if (target_type != "snapshot" && target_type != "snapshot-merge") return s;
+  if (params.rfind("Invalid", 0) == 0) {
+    s.state = SnapshotStatus::State::kInvalid;
+  } else if (params.rfind("Overflow", 0) == 0) {
+    s.state = SnapshotStatus::State::kOverflow;
+  } else if (params.rfind("Merge failed", 0) == 0) {
+    s.state = SnapshotStatus::State::kMergeFailed;
+  } else {
+    unsigned long long used = 0, total = 0, meta = 0;
+    char slash = 0;
+    std::istringstream in(params);
+    if (in >> used >> slash >> total && slash == '/' && total > 0) {
+      in >> meta;
+      s.state = SnapshotStatus::State::kValid;
+      s.used = used;
+      s.total = total;
+      s.metadata = meta;
+    }
+  }
+  return s;
+}
+
+SnapshotStatus snapshot_status(const std::string& dm_name) {
+  quiet_library();
+  SnapshotStatus result;
+  result.state = SnapshotStatus::State::kAbsent;
+  Task info(dm_task_create(DM_DEVICE_INFO));
+  if (!info || !dm_task_set_name(info.get(), dm_name.c_str()) || !dm_task_run(info.get())) return result;
+  struct dm_info di;
+  if (!dm_task_get_info(info.get(), &di) || !di.exists) return result;
+  Task status(dm_task_create(DM_DEVICE_STATUS));
+  if (!status || !dm_task_set_name(status.get(), dm_name.c_str()) || !dm_task_run(status.get())) {
+    result.state = SnapshotStatus::State::kUnknown;
+    return result;
+  }
+  uint64_t start = 0, length = 0;
+  char* type = nullptr;
+  char* params = nullptr;
+  // One target: a snapshot LV's table is one snapshot (or thin) line.
+  dm_get_next_target(status.get(), nullptr, &start, &length, &type, &params);
+  result = parse_status(type ? type : "", params ? params : "");
+  release();
+  return result;
+}
+
+void release() { dm_lib_release(); }
+
+}  // namespace schroot::sys::devmapper
