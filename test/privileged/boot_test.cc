@@ -119,13 +119,14 @@ class BootRecovery : public ::testing::Test {
   ino_t img_ino_ = 0;
 };
 
-TEST(BootUnit, RunsSchrootInitAtBootAfterTheLocalFileSystemsAndNeverTimesOut) {
+TEST(BootUnit, RunsSchrootInitAtBootAfterTheLocalFileSystemsWithTimeForThousandsOfSessions) {
   EXPECT_EQ(unit_command("ExecStart"), (std::vector<std::string>{BOOT_INIT_INSTALLED, "start"}));
   EXPECT_EQ(unit_command("ExecStop"), (std::vector<std::string>{BOOT_INIT_INSTALLED, "stop"}));
   EXPECT_TRUE(unit_has_line("Type=oneshot"));
   EXPECT_TRUE(unit_has_line("RemainAfterExit=yes"));
   EXPECT_TRUE(unit_has_line("After=local-fs.target"));
   EXPECT_TRUE(unit_has_line("WantedBy=multi-user.target"));
+  EXPECT_TRUE(unit_has_line("TimeoutStartSec=30min"));
 }
 
 // START_ACTION unset (no /etc/default/schroot) or "recover": every session is back, a
