@@ -44,6 +44,9 @@ std::string version_text() {
   return s + "\n";
 }
 
+// -c session:NAME names a session.
+const std::string kSessionPrefix = "session:";
+
 // schroot 1.6's message for names that select nothing ("a, b: Chroots not found").
 UserError not_found(const std::vector<std::string>& missing, const std::string& what) {
   return UserError(join(missing, ", ") + ": " + what + (missing.size() == 1 ? " not found" : "s not found"));
@@ -55,8 +58,7 @@ std::vector<std::string> selected_sessions(const Request& req, const SessionMana
   const std::vector<std::string> existing = sessions.session_ids();
   std::vector<std::string> ids, missing;
   for (std::string name : req.chroots) {
-    const std::string prefix = "session:";
-    if (name.compare(0, prefix.size(), prefix) == 0) name = name.substr(prefix.size());
+    if (starts_with(name, kSessionPrefix)) name = name.substr(kSessionPrefix.size());
     if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
       missing.push_back(name);
       continue;
@@ -76,9 +78,8 @@ struct Selected {
 // One -c name for a read-only action: a chroot, source chroot, alias or session
 // (sessions need the session: prefix, as in schroot 1.6).
 Selected resolve_selection(const std::string& name, const ChrootSet& chroots, const std::vector<std::string>& ids) {
-  const std::string prefix = "session:";
-  if (name.compare(0, prefix.size(), prefix) == 0) {
-    std::string id = name.substr(prefix.size());
+  if (starts_with(name, kSessionPrefix)) {
+    std::string id = name.substr(kSessionPrefix.size());
     if (std::find(ids.begin(), ids.end(), id) != ids.end()) return {Namespace::kSession, nullptr, id};
   } else if (auto found = chroots.find(name, Namespace::kChroot)) {
     return {found->ns, found->def, ""};
@@ -291,7 +292,7 @@ int read_only_action(const Request& req, const ChrootSet& chroots, SessionManage
 bool asks_about_chroots(const Request& req) {
   if (req.chroots.empty()) return req.all_chroots || req.all_source_chroots || !req.all_sessions;
   for (const auto& name : req.chroots)
-    if (name.rfind("session:", 0) != 0) return true;
+    if (!starts_with(name, kSessionPrefix)) return true;
   return false;
 }
 

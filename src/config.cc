@@ -12,6 +12,7 @@
 
 #include "src/environment.h"
 #include "src/ini_file.h"
+#include "src/sys/fs.h"
 #include "src/text.h"
 
 namespace schroot {
@@ -20,17 +21,15 @@ const char* const kDefaultEnvironmentFilter =
     "^(BASH_ENV|CDPATH|ENV|HOSTALIASES|IFS|KRB5_CONFIG|KRBCONFDIR|KRBTKFILE|KRB_CONF|LD_.*|"
     "LOCALDOMAIN|NLSPATH|PATH_LOCALE|RES_OPTIONS|TERMINFO|TERMINFO_DIRS|TERMPATH)$";
 
-const char* to_string(Namespace ns) {
-  switch (ns) {
-    case Namespace::kChroot:
-      return "chroot";
-    case Namespace::kSource:
-      return "source";
-    case Namespace::kSession:
-      return "session";
-  }
-  return "chroot";
-}
+namespace {
+const NameOf<Namespace> kNamespaces[] = {
+    {Namespace::kChroot, "chroot"},
+    {Namespace::kSource, "source"},
+    {Namespace::kSession, "session"},
+};
+}  // namespace
+
+const char* to_string(Namespace ns) { return name_of(kNamespaces, ns); }
 
 namespace {
 
@@ -78,12 +77,6 @@ bool is_ascii_alnum(char c) {
 }
 bool is_lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 
 // schroot's list value: split on ',', empty elements dropped ("a,,b," → a, b).
@@ -641,31 +634,23 @@ std::optional<std::string> read_trusted_file(const std::string& path, bool check
     return std::nullopt;
   }
   if (!file_is_trusted(st, path, check_owner, problems)) return std::nullopt;
-  // O_NONBLOCK: should the file have been swapped for a FIFO since stat, open must not hang.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    problems.push_back(file_problem(Severity::kError, path,
-                                    std::string("cannot open: ") + std::strerror(errno)));
+  auto cannot = [&](const std::string& what, const SystemError& e) {
+    problems.push_back(file_problem(Severity::kError, path, "cannot " + what + ": " + std::strerror(e.code().value())));
     return std::nullopt;
+  };
+  sys::UniqueFd fd;
+  try {
+    // O_NONBLOCK: should the file have been swapped for a FIFO since stat, open must not hang.
+    fd = sys::open_path(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  } catch (const SystemError& e) {
+    return cannot("open", e);
   }
-  std::string text;
-  bool ok = ::fstat(fd, &st) == 0 && file_is_trusted(st, path, check_owner, problems);
-  char buf[8192];
-  while (ok) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      problems.push_back(file_problem(Severity::kError, path,
-                                      std::string("cannot read: ") + std::strerror(errno)));
-      ok = false;
-      break;
-    }
-    text.append(buf, static_cast<std::size_t>(n));
+  if (::fstat(fd.get(), &st) != 0 || !file_is_trusted(st, path, check_owner, problems)) return std::nullopt;
+  try {
+    return sys::read_all(fd.get(), path);
+  } catch (const SystemError& e) {
+    return cannot("read", e);
   }
-  ::close(fd);
-  if (!ok) return std::nullopt;
-  return text;
 }
 
 // Collects the definitions of every file, then builds the alias table.
@@ -850,10 +835,7 @@ std::optional<ChrootSet::Found> ChrootSet::find(const std::string& selector,
   const std::string target_ns = target.substr(0, tcolon);
   auto def = chroots.find(target.substr(tcolon + 1));
   if (def == chroots.end()) return std::nullopt;
-  Namespace found_ns = Namespace::kChroot;
-  if (target_ns == "source") found_ns = Namespace::kSource;
-  if (target_ns == "session") found_ns = Namespace::kSession;
-  return Found{found_ns, &def->second, name};
+  return Found{value_named(kNamespaces, target_ns).value_or(Namespace::kChroot), &def->second, name};
 }
 
 bool Config::valid_name(const std::string& name) {
@@ -941,8 +923,12 @@ ChrootDef Config::from_keys(const std::string& name, const KeyMap& keys, KeyOrig
   return def;
 }
 
-KeyMap Config::keys_of(const ChrootDef& d) {
-  KeyMap k;
+namespace {
+
+const char* bool_key(bool b) { return b ? "true" : "false"; }
+
+// The keys every chroot type has.
+void general_keys(const ChrootDef& d, KeyMap& k) {
   k["type"] = to_string(d.type);
   k["description"] = d.description;
   for (const auto& [locale, text] : d.descriptions) k["description[" + locale + "]"] = text;
@@ -956,13 +942,11 @@ KeyMap Config::keys_of(const ChrootDef& d) {
   k["environment-filter"] = d.environment_filter;
   k["command-prefix"] = join(d.command_prefix, ",");
   k["message-verbosity"] = d.message_verbosity;
-  k["preserve-environment"] = d.preserve_environment ? "true" : "false";
+  k["preserve-environment"] = bool_key(d.preserve_environment);
   k["shell"] = d.shell;
   if (d.personality != "undefined") k["personality"] = d.personality;
-  k["user-modifiable-keys"] =
-      join(d.user_modifiable_keys, ",");
-  k["root-modifiable-keys"] =
-      join(d.root_modifiable_keys, ",");
+  k["user-modifiable-keys"] = join(d.user_modifiable_keys, ",");
+  k["root-modifiable-keys"] = join(d.root_modifiable_keys, ",");
   // Always written, even empty: an explicit empty value disables a profile's step.
   k["setup.config"] = d.setup_config;
   k["setup.copyfiles"] = d.setup_copyfiles;
@@ -972,7 +956,10 @@ KeyMap Config::keys_of(const ChrootDef& d) {
     k["session-lock-timeout"] = std::to_string(d.session_lock_timeout);
   if (d.source_lock_timeout != kDefaultLockTimeout)
     k["source-lock-timeout"] = std::to_string(d.source_lock_timeout);
+}
 
+// Where the type keeps the chroot (what parse_storage reads).
+void storage_keys(const ChrootDef& d, KeyMap& k) {
   switch (d.type) {
     case ChrootType::kPlain:
     case ChrootType::kDirectory:
@@ -1002,11 +989,15 @@ KeyMap Config::keys_of(const ChrootDef& d) {
       k["zfs-snapshot-options"] = d.zfs_snapshot_options;
       break;
     case ChrootType::kCustom:
-      k["custom-session-cloneable"] = d.custom_session_cloneable ? "true" : "false";
-      k["custom-session-purgeable"] = d.custom_session_purgeable ? "true" : "false";
-      k["custom-source-cloneable"] = d.custom_source_cloneable ? "true" : "false";
+      k["custom-session-cloneable"] = bool_key(d.custom_session_cloneable);
+      k["custom-session-purgeable"] = bool_key(d.custom_session_purgeable);
+      k["custom-source-cloneable"] = bool_key(d.custom_source_cloneable);
       break;
   }
+}
+
+// The facets a type may have: mounted from a device or file, a union, a source chroot.
+void facet_keys(const ChrootDef& d, KeyMap& k) {
   if (mountable(d.type)) {
     k["mount-options"] = d.mount_options;
     k["location"] = d.location;
@@ -1016,27 +1007,53 @@ KeyMap Config::keys_of(const ChrootDef& d) {
     k["union-type"] = to_string(d.union_type);
     if (d.is_union()) {
       k["union-mount-options"] = d.union_mount_options;
-      if (!d.union_overlay_directory.empty())
-        k["union-overlay-directory"] = d.union_overlay_directory;
-      if (!d.union_underlay_directory.empty())
-        k["union-underlay-directory"] = d.union_underlay_directory;
+      if (!d.union_overlay_directory.empty()) k["union-overlay-directory"] = d.union_overlay_directory;
+      if (!d.union_underlay_directory.empty()) k["union-underlay-directory"] = d.union_underlay_directory;
     }
   }
   if (source_capable(d)) {
-    k["source-clone"] = d.source_clone ? "true" : "false";
+    k["source-clone"] = bool_key(d.source_clone);
     k["source-users"] = join(d.source_users, ",");
     k["source-groups"] = join(d.source_groups, ",");
     k["source-root-users"] = join(d.source_root_users, ",");
     k["source-root-groups"] = join(d.source_root_groups, ",");
   }
+}
+
+}  // namespace
+
+KeyMap Config::keys_of(const ChrootDef& d) {
+  KeyMap k;
+  general_keys(d, k);
+  storage_keys(d, k);
+  facet_keys(d, k);
   for (const auto& [key, value] : d.userdata) k.emplace(key, value);
   return k;
 }
 
+namespace {
+const std::string kSourceSuffix = " (source chroot)";
+const std::string kSessionSuffix = " (session chroot)";
+}  // namespace
+
+std::string Config::session_description(const std::string& description, bool source) {
+  std::string d = description;
+  if (ends_with(d, kSessionSuffix)) d.erase(d.size() - kSessionSuffix.size());
+  if (source && !ends_with(d, kSourceSuffix)) d += kSourceSuffix;
+  return d + kSessionSuffix;
+}
+
+std::string Config::chroot_description(const std::string& session_description) {
+  std::string d = session_description;
+  for (const std::string* suffix : {&kSessionSuffix, &kSourceSuffix})
+    if (ends_with(d, *suffix)) d.erase(d.size() - suffix->size());
+  return d;
+}
+
 ChrootDef Config::source_of(const ChrootDef& def) {
   ChrootDef s = def;
-  s.description = def.description + " (source chroot)";
-  for (auto& [locale, text] : s.descriptions) text += " (source chroot)";
+  s.description = def.description + kSourceSuffix;
+  for (auto& [locale, text] : s.descriptions) text += kSourceSuffix;
   s.users = def.source_users;
   s.groups = def.source_groups;
   s.root_users = def.source_root_users;

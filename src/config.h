@@ -76,6 +76,12 @@ class Config {
   // btrfs-snapshot → directory on the source subvolume.
   static ChrootDef source_of(const ChrootDef& def);
 
+  // A session's description: the chroot's with " (source chroot)" for a source session
+  // and " (session chroot)", each once (the description may come from a record that
+  // has them already). chroot_description takes both off again.
+  static std::string session_description(const std::string& description, bool source);
+  static std::string chroot_description(const std::string& session_description);
+
   // schroot 1.6.13's name rule for chroot names, aliases, session names and chroot.d
   // file names: ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$, not ending in dpkg-old|dist|new|tmp.
   static bool valid_name(const std::string& name);

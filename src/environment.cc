@@ -9,8 +9,10 @@
 #include <cstring>
 
 #include "src/chroot_def.h"
+#include "src/config.h"
 #include "src/error.h"
 #include "src/record.h"
+#include "src/text.h"
 
 namespace schroot {
 
@@ -107,24 +109,28 @@ std::vector<std::string> Environment::to_strings() const {
 
 namespace {
 
-size_t initial_buffer(int which) {
-  long n = sysconf(which);
-  return n > 0 ? static_cast<size_t>(n) : 16384;
+// Calls a get*_r function through `call(buffer, size)` with a buffer that grows while
+// it answers ERANGE, starting at sysconf(size_hint); returns its last answer. `call`
+// copies what it found out of the buffer, which dies on return.
+template <typename Call>
+int with_growing_buffer(int size_hint, Call call) {
+  const long n = sysconf(size_hint);
+  std::vector<char> buf(n > 0 ? static_cast<size_t>(n) : 16384);
+  int rc;
+  while ((rc = call(buf.data(), buf.size())) == ERANGE) buf.resize(buf.size() * 2);
+  return rc;
 }
 
 std::string group_name(gid_t gid) {
-  std::vector<char> buf(initial_buffer(_SC_GETGR_R_SIZE_MAX));
-  for (;;) {
+  std::optional<std::string> name;
+  with_growing_buffer(_SC_GETGR_R_SIZE_MAX, [&](char* buf, size_t size) {
     struct group gr;
     struct group* res = nullptr;
-    int rc = getgrgid_r(gid, &gr, buf.data(), buf.size(), &res);
-    if (rc == ERANGE) {
-      buf.resize(buf.size() * 2);
-      continue;
-    }
-    if (rc != 0 || res == nullptr) return std::to_string(gid);
-    return gr.gr_name;
-  }
+    const int rc = getgrgid_r(gid, &gr, buf, size, &res);
+    if (rc == 0 && res != nullptr) name = gr.gr_name;
+    return rc;
+  });
+  return name ? *name : std::to_string(gid);
 }
 
 UserInfo from_passwd(const struct passwd& pw) {
@@ -138,24 +144,21 @@ UserInfo from_passwd(const struct passwd& pw) {
   return u;
 }
 
-// Calls getpw*_r(key) with a growing buffer; nullopt when there is no such user.
+// Calls getpw*_r(key); nullopt when there is no such user.
 template <typename Key, typename Fn>
 std::optional<UserInfo> lookup_passwd(Key key, Fn fn, const std::string& what) {
-  std::vector<char> buf(initial_buffer(_SC_GETPW_R_SIZE_MAX));
-  for (;;) {
+  std::optional<UserInfo> user;
+  const int rc = with_growing_buffer(_SC_GETPW_R_SIZE_MAX, [&](char* buf, size_t size) {
     struct passwd pw;
     struct passwd* res = nullptr;
-    int rc = fn(key, &pw, buf.data(), buf.size(), &res);
-    if (rc == ERANGE) {
-      buf.resize(buf.size() * 2);
-      continue;
-    }
-    // "Not found" is reported as 0/ENOENT/ESRCH/EBADF/EPERM depending on the NSS module.
-    if (rc != 0 && rc != ENOENT && rc != ESRCH && rc != EBADF && rc != EPERM)
-      throw SystemError("look up user", what, rc);
-    if (res == nullptr) return std::nullopt;
-    return from_passwd(pw);
-  }
+    const int rc = fn(key, &pw, buf, size, &res);
+    if (rc != ERANGE && res != nullptr) user = from_passwd(pw);
+    return rc;
+  });
+  // "Not found" is reported as 0/ENOENT/ESRCH/EBADF/EPERM depending on the NSS module.
+  if (rc != 0 && rc != ENOENT && rc != ESRCH && rc != EBADF && rc != EPERM)
+    throw SystemError("look up user", what, rc);
+  return user;
 }
 
 }  // namespace
@@ -178,15 +181,6 @@ namespace {
 
 constexpr const char* kRootPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kUserPath = "/usr/local/bin:/usr/bin:/bin";
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) out += sep;
-    out += v[i];
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -239,10 +233,6 @@ namespace {
 
 const char* bool_str(bool b) { return b ? "true" : "false"; }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string key_or_empty(const SessionRecord& r, const std::string& key) {
   auto it = r.keys.find(key);
   return it == r.keys.end() ? std::string() : it->second;
@@ -251,17 +241,6 @@ std::string key_or_empty(const SessionRecord& r, const std::string& key) {
 std::string under_sysconf(const std::string& sysconf, const std::string& rel) {
   if (rel.empty() || rel[0] == '/') return rel;
   return sysconf + "/" + rel;
-}
-
-// The session's description. The definition may have been rebuilt from a record
-// that already carries the suffixes, so they are added only once.
-std::string session_description(const std::string& base, bool source) {
-  static const std::string kSession = " (session chroot)";
-  static const std::string kSource = " (source chroot)";
-  std::string d = base;
-  if (ends_with(d, kSession)) d.erase(d.size() - kSession.size());
-  if (source && !ends_with(d, kSource)) d += kSource;
-  return d + kSession;
 }
 
 // The type the session's chroot has: a source clone accesses the base storage
@@ -279,14 +258,9 @@ ChrootType effective_type(const ChrootDef& def, bool source) {
   }
 }
 
-}  // namespace
-
-Environment hook_environment(const HookContext& ctx) {
-  const ChrootDef& def = *ctx.def;
-  const SessionRecord& rec = *ctx.record;
-  Environment env;
-
-  // Custom keys first, so that no custom key can replace a built-in variable.
+// The chroot's custom keys, then SETUP_*: no custom key can replace a built-in
+// variable (those set later replace them anyway).
+void custom_and_setup_variables(const ChrootDef& def, Environment& env) {
   for (const auto& [key, value] : def.userdata) env.set(userdata_env_name(key), value);
   for (const char* k : {"SETUP_CONFIG", "SETUP_COPYFILES", "SETUP_FSTAB", "SETUP_NSSDATABASES",
                         "SETUP_SERVICES"})
@@ -296,7 +270,10 @@ Environment hook_environment(const HookContext& ctx) {
   env.set("SETUP_FSTAB", def.setup_fstab);
   env.set("SETUP_NSSDATABASES", def.setup_nssdatabases);
   env.set("SETUP_SERVICES", join(def.setup_services, ","));
+}
 
+// AUTH_*: the target user and the invoking one.
+void user_variables(const HookContext& ctx, Environment& env) {
   env.set("AUTH_USER", ctx.auth_user.name);
   env.set("AUTH_UID", std::to_string(ctx.auth_user.uid));
   env.set("AUTH_GID", std::to_string(ctx.auth_user.gid));
@@ -306,7 +283,10 @@ Environment hook_environment(const HookContext& ctx) {
   env.set("AUTH_RUID", std::to_string(ctx.real_user.uid));
   env.set("AUTH_RGID", std::to_string(ctx.real_user.gid));
   env.set("AUTH_RGROUP", ctx.real_user.group);
+}
 
+// schroot itself: its directories, verbosity and pid.
+void schroot_variables(const HookContext& ctx, Environment& env) {
   env.set("VERBOSE", ctx.verbosity);
   env.set("MOUNT_DIR", ctx.mount_dir);
   env.set("SYSCONF_DIR", ctx.sysconf_dir);
@@ -316,13 +296,17 @@ Environment hook_environment(const HookContext& ctx) {
   env.set("PID", std::to_string(ctx.pid));
   env.set("PLATFORM", "linux");
   env.set("PATH", kRootPath);
+}
 
-  const ChrootType type = effective_type(def, rec.source);
+// The CHROOT_* variables every type has: names, places and the session's facts.
+void chroot_variables(const HookContext& ctx, ChrootType type, Environment& env) {
+  const ChrootDef& def = *ctx.def;
+  const SessionRecord& rec = *ctx.record;
   env.set("CHROOT_TYPE", to_string(type));
   env.set("CHROOT_NAME", rec.chroot_name);
   env.set("SESSION_ID", rec.id);
   env.set("CHROOT_ALIAS", rec.selected_name);
-  env.set("CHROOT_DESCRIPTION", session_description(def.description, rec.source));
+  env.set("CHROOT_DESCRIPTION", Config::session_description(def.description, rec.source));
   env.set("CHROOT_MOUNT_LOCATION", rec.mount_location);
   env.set("CHROOT_PATH", rec.path);
   if (!def.profile.empty()) {
@@ -330,21 +314,34 @@ Environment hook_environment(const HookContext& ctx) {
     env.set("CHROOT_PROFILE_DIR", under_sysconf(ctx.sysconf_dir, def.profile));
   }
   env.set("CHROOT_SCRIPT_CONFIG", under_sysconf(ctx.sysconf_dir, def.script_config));
-
   // Inside a session nothing is created or cloned any more.
   env.set("CHROOT_SESSION_CREATE", "false");
   env.set("CHROOT_SESSION_CLONE", "false");
   env.set("CHROOT_SESSION_PURGE", bool_str(def.purges() && !rec.source));
   env.set("CHROOT_SESSION_SOURCE", bool_str(rec.source));
+}
 
-  const std::string mount_device =
-      ctx.mount_device.empty() ? key_or_empty(rec, "mount-device") : ctx.mount_device;
-  auto mountable = [&] {
-    env.set("CHROOT_MOUNT_DEVICE", mount_device);
-    env.set("CHROOT_MOUNT_OPTIONS", def.mount_options);
-    env.set("CHROOT_LOCATION", def.location);
-  };
-  bool union_capable = false;
+// A mountable type's device (the loop device, say), options and location.
+void mount_variables(const HookContext& ctx, Environment& env) {
+  env.set("CHROOT_MOUNT_DEVICE",
+          ctx.mount_device.empty() ? key_or_empty(*ctx.record, "mount-device") : ctx.mount_device);
+  env.set("CHROOT_MOUNT_OPTIONS", ctx.def->mount_options);
+  env.set("CHROOT_LOCATION", ctx.def->location);
+}
+
+void lvm_snapshot_variables(const HookContext& ctx, Environment& env) {
+  const std::string snap_dev = key_or_empty(*ctx.record, "lvm-snapshot-device");
+  std::string snap_name = key_or_empty(*ctx.record, "lvm-snapshot-name");
+  if (snap_name.empty() && !snap_dev.empty()) snap_name = snap_dev.substr(snap_dev.rfind('/') + 1);
+  env.set("CHROOT_LVM_SNAPSHOT_NAME", snap_name);
+  env.set("CHROOT_LVM_SNAPSHOT_DEVICE", snap_dev);
+  env.set("CHROOT_LVM_SNAPSHOT_OPTIONS", ctx.def->lvm_snapshot_options);
+}
+
+// Where the session's type keeps the chroot.
+void storage_variables(const HookContext& ctx, ChrootType type, Environment& env) {
+  const ChrootDef& def = *ctx.def;
+  const SessionRecord& rec = *ctx.record;
   switch (type) {
     case ChrootType::kPlain:
       env.set("CHROOT_DIRECTORY", def.directory);
@@ -353,7 +350,6 @@ Environment hook_environment(const HookContext& ctx) {
       // A btrfs source session works on the source subvolume itself.
       env.set("CHROOT_DIRECTORY", def.type == ChrootType::kBtrfsSnapshot ? def.btrfs_source_subvolume
                                                                          : def.directory);
-      union_capable = true;
       break;
     case ChrootType::kFile:
       env.set("CHROOT_FILE", def.file);
@@ -362,33 +358,24 @@ Environment hook_environment(const HookContext& ctx) {
       break;
     case ChrootType::kLoopback:
       env.set("CHROOT_FILE", def.file);
-      mountable();
-      union_capable = true;
+      mount_variables(ctx, env);
       break;
     case ChrootType::kBlockDevice:
       env.set("CHROOT_DEVICE", def.device);
-      mountable();
-      // A source clone of an lvm-snapshot chroot has no union facet.
-      union_capable = def.type == ChrootType::kBlockDevice;
+      mount_variables(ctx, env);
       break;
-    case ChrootType::kLvmSnapshot: {
+    case ChrootType::kLvmSnapshot:
       env.set("CHROOT_DEVICE", def.device);
-      mountable();
-      std::string snap_dev = key_or_empty(rec, "lvm-snapshot-device");
-      std::string snap_name = key_or_empty(rec, "lvm-snapshot-name");
-      if (snap_name.empty() && !snap_dev.empty()) snap_name = snap_dev.substr(snap_dev.rfind('/') + 1);
-      env.set("CHROOT_LVM_SNAPSHOT_NAME", snap_name);
-      env.set("CHROOT_LVM_SNAPSHOT_DEVICE", snap_dev);
-      env.set("CHROOT_LVM_SNAPSHOT_OPTIONS", def.lvm_snapshot_options);
+      mount_variables(ctx, env);
+      lvm_snapshot_variables(ctx, env);
       break;
-    }
     case ChrootType::kBtrfsSnapshot:
       env.set("CHROOT_BTRFS_SOURCE_SUBVOLUME", def.btrfs_source_subvolume);
       env.set("CHROOT_BTRFS_SNAPSHOT_DIRECTORY", def.btrfs_snapshot_directory);
       env.set("CHROOT_BTRFS_SNAPSHOT_NAME", key_or_empty(rec, "btrfs-snapshot-name"));
       break;
     case ChrootType::kZfsSnapshot:
-      mountable();
+      mount_variables(ctx, env);
       env.set("CHROOT_ZFS_DATASET", def.zfs_dataset);
       env.set("CHROOT_ZFS_SNAPSHOT_NAME", key_or_empty(rec, "zfs-snapshot-name"));
       env.set("CHROOT_ZFS_CLONE_NAME", key_or_empty(rec, "zfs-clone-name"));
@@ -397,18 +384,38 @@ Environment hook_environment(const HookContext& ctx) {
     case ChrootType::kCustom:
       break;
   }
+}
 
-  // The source clone removes the union facet: raw access to the read-only base.
-  if (union_capable && !rec.source) {
-    env.set("CHROOT_UNION_TYPE", to_string(def.union_type));
-    if (def.is_union()) {
-      env.set("CHROOT_UNION_MOUNT_OPTIONS", def.union_mount_options);
-      env.set("CHROOT_UNION_OVERLAY_DIRECTORY",
-              ctx.overlay_dir.empty() ? key_or_empty(rec, "union-overlay-directory") : ctx.overlay_dir);
-      env.set("CHROOT_UNION_UNDERLAY_DIRECTORY",
-              ctx.underlay_dir.empty() ? key_or_empty(rec, "union-underlay-directory") : ctx.underlay_dir);
-    }
-  }
+// Does the session have a union facet? Directory, loopback and block-device chroots
+// may; a source session never has (raw access to the read-only base), and outside
+// one the session's type is the chroot's.
+bool has_union_facet(const HookContext& ctx, ChrootType type) {
+  if (ctx.record->source) return false;
+  return type == ChrootType::kDirectory || type == ChrootType::kLoopback || type == ChrootType::kBlockDevice;
+}
+
+void union_variables(const HookContext& ctx, Environment& env) {
+  const ChrootDef& def = *ctx.def;
+  env.set("CHROOT_UNION_TYPE", to_string(def.union_type));
+  if (!def.is_union()) return;
+  env.set("CHROOT_UNION_MOUNT_OPTIONS", def.union_mount_options);
+  env.set("CHROOT_UNION_OVERLAY_DIRECTORY",
+          ctx.overlay_dir.empty() ? key_or_empty(*ctx.record, "union-overlay-directory") : ctx.overlay_dir);
+  env.set("CHROOT_UNION_UNDERLAY_DIRECTORY",
+          ctx.underlay_dir.empty() ? key_or_empty(*ctx.record, "union-underlay-directory") : ctx.underlay_dir);
+}
+
+}  // namespace
+
+Environment hook_environment(const HookContext& ctx) {
+  const ChrootType type = effective_type(*ctx.def, ctx.record->source);
+  Environment env;
+  custom_and_setup_variables(*ctx.def, env);
+  user_variables(ctx, env);
+  schroot_variables(ctx, env);
+  chroot_variables(ctx, type, env);
+  storage_variables(ctx, type, env);
+  if (has_union_facet(ctx, type)) union_variables(ctx, env);
   return env;
 }
 

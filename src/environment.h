@@ -52,7 +52,8 @@ class Environment {
 // Does the POSIX extended regex find a match in text? (false for an invalid regex)
 bool regex_finds(const std::string& posix_extended_regex, const std::string& text);
 
-// The variable a custom key sets in setup.d's environment (foo.bar-baz → FOO_BAR_BAZ).
+// The variable a custom key sets in setup.d's environment: upper-cased, '.' and '-'
+// become '_' (foo.bar-baz → FOO_BAR_BAZ).
 std::string userdata_env_name(const std::string& key);
 
 struct UserInfo {
@@ -103,8 +104,5 @@ struct HookContext {
 // The variables of reference 4.3. Built-in variables win over custom keys that map
 // to the same name; ChrootDef's setup_* fields are authoritative for SETUP_*.
 Environment hook_environment(const HookContext& ctx);
-
-// A userdata key as an environment name: upper-cased, '.' and '-' become '_'.
-std::string userdata_env_name(const std::string& key);
 
 }  // namespace schroot

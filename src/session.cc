@@ -12,6 +12,7 @@
 #include "src/sys/fs.h"
 #include "src/sys/identity.h"
 #include "src/sys/process.h"
+#include "src/text.h"
 
 namespace schroot {
 
@@ -21,8 +22,7 @@ namespace {
 constexpr std::chrono::milliseconds kManageLockTimeout{10000};
 
 void strip_suffix(std::string& s, const std::string& suffix) {
-  if (s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0)
-    s.erase(s.size() - suffix.size());
+  if (ends_with(s, suffix)) s.erase(s.size() - suffix.size());
 }
 
 }  // namespace
@@ -78,12 +78,12 @@ void SessionManager::remove_abandoned_temporaries() {
   const std::string notes = suffix + ".holders";
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n.size() > notes.size() && n.compare(n.size() - notes.size(), notes.size(), notes) == 0) {
+    if (n.size() > notes.size() && ends_with(n, notes)) {
       const std::string lock = paths_.lock_dir + "/" + n.substr(0, n.size() - notes.size() + suffix.size());
       if (::access(lock.c_str(), F_OK) != 0) orphan_notes.push_back(lock);
       continue;
     }
-    if (n.size() <= suffix.size() || n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    if (n.size() <= suffix.size() || !ends_with(n, suffix)) continue;
     std::string id = n.substr(0, n.size() - suffix.size());
     if (!records.exists(id)) orphans.push_back(id);
   }
@@ -109,10 +109,7 @@ ChrootDef SessionManager::definition_of(const SessionRecord& r) {
     auto it = keys.find(k);
     if (it != keys.end()) strip_suffix(it->second, "/" + r.id);
   }
-  if (auto it = keys.find("description"); it != keys.end()) {
-    strip_suffix(it->second, " (session chroot)");
-    strip_suffix(it->second, " (source chroot)");
-  }
+  if (auto it = keys.find("description"); it != keys.end()) it->second = Config::chroot_description(it->second);
   return Config::from_keys(r.chroot_name, keys);
 }
 

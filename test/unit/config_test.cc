@@ -586,6 +586,22 @@ TEST(ConfigSource, SourceOfUnionDirectoryDropsTheUnion) {
   EXPECT_EQ(s.description, "Debian sid (unstable) (source chroot)");
 }
 
+// The hooks at begin see the chroot's (or source chroot's) description; at -e, the one
+// rebuilt from the record: both give the same CHROOT_DESCRIPTION.
+TEST(ConfigDescription, SessionDescriptionHasEachSuffixOnce) {
+  EXPECT_EQ(Config::session_description("sid", false), "sid (session chroot)");
+  EXPECT_EQ(Config::session_description("sid", true), "sid (source chroot) (session chroot)");
+  EXPECT_EQ(Config::session_description("sid (source chroot)", true), "sid (source chroot) (session chroot)");
+  EXPECT_EQ(Config::session_description("sid (session chroot)", false), "sid (session chroot)");
+}
+
+TEST(ConfigDescription, ChrootDescriptionTakesBothSuffixesOff) {
+  EXPECT_EQ(Config::chroot_description("sid (source chroot) (session chroot)"), "sid");
+  EXPECT_EQ(Config::chroot_description("sid (session chroot)"), "sid");
+  EXPECT_EQ(Config::chroot_description("sid"), "sid");
+  EXPECT_EQ(Config::chroot_description(Config::session_description("Debian sid", true)), "Debian sid");
+}
+
 TEST(ConfigNames, FollowsSchroot1613NameRule) {
   EXPECT_TRUE(Config::valid_name("sid"));
   EXPECT_TRUE(Config::valid_name("Foo_Bar.conf"));
