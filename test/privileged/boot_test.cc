@@ -215,11 +215,11 @@ TEST_F(BootRecovery, ASessionThatCannotBeRecoveredFailsTheUnitButNotTheOthers) {
 }
 
 // The figure the operators issue asks for (schroot 1.6 ran one schroot per session at
-// boot and timed out with many): 1,000 union sessions of the previous boot, recovered by
-// one boot action. make check-long.
-TEST_F(BootRecovery, ThousandSessionsRecoverInOneBootAction) {
-  if (!std::getenv("SCHROOT_TEST_LONG")) GTEST_SKIP() << "set SCHROOT_TEST_LONG=1 (make check-long)";
-  const int n = 1000;
+// boot and timed out with many): union sessions of the previous boot, recovered and
+// then ended by one boot action each; 100 of them, 1,000 in make check-long
+// (SCHROOT_TEST_LONG=1). Prints the times.
+TEST_F(BootRecovery, ManySessionsRecoverInOneBootAction) {
+  const int n = std::getenv("SCHROOT_TEST_LONG") ? 1000 : 100;
   for (int i = 0; i < n; ++i) {
     auto b = root_.schroot({"-c", "bb", "-b", "-n", "s" + std::to_string(i)});
     ASSERT_EQ(b.status, 0) << i << ": " << b.err;
@@ -232,7 +232,7 @@ TEST_F(BootRecovery, ThousandSessionsRecoverInOneBootAction) {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(boot.status, 0) << boot.err.substr(0, 2000);
   EXPECT_EQ(root_.records().size(), static_cast<size_t>(n));
-  auto r = root_.schroot({"-c", "s999", "-r", "-d", "/", "--", "true"});
+  auto r = root_.schroot({"-c", "s" + std::to_string(n - 1), "-r", "-d", "/", "--", "true"});
   EXPECT_EQ(r.status, 0) << r.err;
 
   reboot();
