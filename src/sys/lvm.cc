@@ -6,6 +6,8 @@
 
 #include "config.h"
 
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -173,6 +175,14 @@ class SpawnRunner : public Runner {
     cmd.out = Stream::pipe();
     cmd.err = Stream::pipe();
     cmd.timeout = kLvmTimeout;
+    // lvm dies with us: an lvcreate that went on after a SIGKILL of schroot could make
+    // its LV after recovery had found none and removed the record.
+    const pid_t parent = ::getpid();
+    cmd.before_exec = [parent](ExecTarget&) {
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 1;
+      if (::getppid() != parent) ::raise(SIGKILL);  // we died before the prctl
+      return 0;
+    };
     Output o;
     try {
       o.status = run_to_end(cmd, [&o](int stream, std::string_view data) {
