@@ -63,7 +63,8 @@ void remove_snapshot_lv(const UndoStep& u, const SessionRecord& r) {
     if (sys::lvm::remove_tagged(lv, u.tag) == sys::lvm::Removal::kNotOurs)
       log_warning(r.id + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
   } catch (const std::exception& e) {
-    throw UserError("lvremove " + u.name + ": " + e.what());
+    const std::string what = e.what();
+    throw UserError(what.rfind("lvremove ", 0) == 0 ? what : "lvremove " + u.name + ": " + what);
   }
 }
 

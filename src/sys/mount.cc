@@ -185,7 +185,9 @@ int open_dir_beneath(int dirfd, const std::string& rel) {
   }
 }
 
-// Is the filesystem `fd` lies in on a loop device (or a partition of one)?
+// Is the filesystem `fd` lies in on a loop device (or a partition of one) or on a
+// device-mapper device (an LVM snapshot)? The undo detaches or removes those next, which
+// a lazily detached mount would keep busy for as long as anything uses it.
 bool on_loop_device(int fd) {
   struct statx sx;
   if (::statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) != 0) throw SystemError("statx", fd_path(fd), errno);
@@ -197,7 +199,7 @@ bool on_loop_device(int fd) {
   const ssize_t n = ::readlink(sys.c_str(), link, sizeof link - 1);
   if (n <= 0) return false;
   const std::string target(link, static_cast<std::size_t>(n));
-  return target.find("/block/loop") != std::string::npos;
+  return target.find("/block/loop") != std::string::npos || target.find("/block/dm-") != std::string::npos;
 }
 
 enum class Outcome { kUnmounted, kBusy, kStale };
@@ -241,7 +243,7 @@ Attempt unmount_checked(int holder_fd, const std::string& holder_path, const Mou
     if (at_mount != m.id)
       return {Outcome::kStale, "its mount point leads to mount " + std::to_string(at_mount)};
     // Its superblock would outlive the session, and the loop device with it.
-    if (lazy && on_loop_device(at.get())) return {Outcome::kBusy, "busy (a loop device's mount is never detached lazily)"};
+    if (lazy && on_loop_device(at.get())) return {Outcome::kBusy, "busy (a loop or device-mapper device's mount is never detached lazily)"};
   }
   const std::string handle = "/proc/self/fd/" + std::to_string(dir_fd) + "/" + leaf;
   if (::umount2(handle.c_str(), UMOUNT_NOFOLLOW | (lazy ? MNT_DETACH : 0)) == 0) return {Outcome::kUnmounted, ""};

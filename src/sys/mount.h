@@ -90,8 +90,8 @@ struct UnmountResult {
 // then names it by that checked directory fd, never by a path the tree controls. A
 // mount that no longer matches is looked up again (bounded), then reported. Already-gone
 // mounts count as done. A busy mount is detached lazily when `allow_lazy`, except one
-// of a loop device: its superblock (and the device, with the image) would outlive the
-// session. Never throws for a mount that cannot be unmounted: it is reported. "/" is
+// of a loop or device-mapper device: its superblock (and the device, with the image or
+// the LVM snapshot) would outlive the session. Never throws for a mount that cannot be unmounted: it is reported. "/" is
 // refused. include_top=false leaves the mount attached at `path` (a session's inner
 // mounts only). `after_listing` runs after each read of the tree (a fault point).
 UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool include_top = true,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -272,6 +273,25 @@ TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
   std::printf("lvm random kills: %d SIGKILLs in %d rounds, %d leaked\n", kills, rounds, leaked);
   EXPECT_GE(kills, wanted);
   EXPECT_EQ(leaked, 0);
+}
+
+TEST_F(LvmSession, ABusySnapshotIsNeverDetachedLazilyAndEndsOnceReleased) {
+  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "busy"}).status, 0);
+  // Outside the session (its root is /), holding the snapshot's file system open.
+  const std::string location = root_.run_dir() + "/mount/busy";
+  Background holder("/bin/sh", {"-c", "cd " + location + " && " + kReadyThenWait});
+  ASSERT_EQ(holder.read_line(kDeadline), std::optional<std::string>("ready")) << holder.err();
+
+  auto e = root_.schroot({"-c", "busy", "-e"});
+  EXPECT_NE(e.status, 0);
+  EXPECT_TRUE(contains(e.err, "never detached lazily")) << e.err;
+  EXPECT_TRUE(lvm::find({vg_, "busy"})) << "the snapshot went while its file system was in use";
+
+  holder.close_stdin();
+  EXPECT_EQ(holder.wait(kDeadline), 0);
+  auto again = root_.schroot({"-c", "busy", "-e"});
+  EXPECT_EQ(again.status, 0) << again.err;
+  expect_nothing_left();
 }
 
 TEST_F(LvmSession, AnOverflowedSnapshotIsShownInvalidAndRefusesToRun) {
