@@ -292,7 +292,10 @@ std::vector<std::string> lvs_args(const std::vector<std::string>& targets) {
   return a;
 }
 
-std::vector<std::string> lvchange_activate_args(const LvRef& lv) { return {"lvchange", "-ay", "-K", lv.full()}; }
+// --yes: activating a classic snapshot activates its origin too, which lvm asks about.
+std::vector<std::string> lvchange_activate_args(const LvRef& lv) {
+  return {"lvchange", "-ay", "-K", "--yes", lv.full()};
+}
 
 SnapshotOptions parse_snapshot_options(const std::string& raw, const std::string& chroot, const LvRef& origin,
                                        const std::string& origin_device) {

@@ -91,7 +91,8 @@ std::vector<std::string> lvremove_args(const LvRef& lv, const std::string& tag);
 // lvs of the LVs (VG/LV or /dev paths) or tags ("@tag") named, as a JSON report, sizes
 // in bytes.
 std::vector<std::string> lvs_args(const std::vector<std::string>& targets);
-// Activates `lv`, ignoring its activation skip flag (-K).
+// Activates `lv`, ignoring its activation skip flag (-K); a classic snapshot's origin
+// with it.
 std::vector<std::string> lvchange_activate_args(const LvRef& lv);
 
 // lvm-snapshot-options, word-split as schroot 1.6's shell did, then checked: the

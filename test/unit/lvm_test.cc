@@ -164,7 +164,7 @@ TEST(LvmArgs, LvsAsksForAJsonReportInBytes) {
   EXPECT_EQ(Args(a.begin(), a.begin() + 6), (Args{"lvs", "--reportformat", "json", "--units", "b", "--nosuffix"}));
   EXPECT_EQ(a.back(), "/dev/vg0/sid");
   EXPECT_NE(a[7].find("lv_tags"), std::string::npos);
-  EXPECT_EQ(lvm::lvchange_activate_args({"vg0", "s"}), (Args{"lvchange", "-ay", "-K", "vg0/s"}));
+  EXPECT_EQ(lvm::lvchange_activate_args({"vg0", "s"}), (Args{"lvchange", "-ay", "-K", "--yes", "vg0/s"}));
 }
 
 TEST(LvmArgs, LvmRunsWithoutUdevSyncWhereNoUdevRuns) {

@@ -25,6 +25,7 @@
 #include "src/sys/devmapper.h"
 #include "src/sys/fs.h"
 #include "src/sys/lvm.h"
+#include "src/sys/mount.h"
 #include "test/privileged/harness.h"
 
 namespace schroot::test {
@@ -273,6 +274,26 @@ TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
   std::printf("lvm random kills: %d SIGKILLs in %d rounds, %d leaked\n", kills, rounds, leaked);
   EXPECT_GE(kills, wanted);
   EXPECT_EQ(leaked, 0);
+}
+
+TEST_F(LvmSession, RecoveryAfterARebootReactivatesTheSnapshotAndKeepsItsFiles) {
+  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "rb"}).status, 0);
+  ASSERT_EQ(root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /kept"}).status, 0);
+  // What a reboot leaves: no mounts, the snapshot inactive (LVM keeps the volume).
+  const sys::UnmountResult gone = sys::unmount_tree(root_.run_dir() + "/mount/rb", /*allow_lazy=*/false);
+  ASSERT_TRUE(gone.problems.empty()) << ::testing::PrintToString(gone.problems);
+  // A classic snapshot is (de)activated with its origin.
+  const lvm::Output off = lvm::runner().run({"lvchange", "-an", vg_ + "/origin"});
+  ASSERT_TRUE(off.status.success()) << off.err;
+  ASSERT_FALSE(lvm::find({vg_, "rb"})->active());
+
+  auto rec = root_.schroot({"--recover-session", "-c", "rb"});
+  EXPECT_EQ(rec.status, 0) << rec.err;
+  auto r = root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "cat", "/kept"});
+  EXPECT_EQ(r.out, "kept\n") << r.err;
+
+  EXPECT_EQ(root_.schroot({"-c", "rb", "-e"}).status, 0);
+  expect_nothing_left();
 }
 
 TEST_F(LvmSession, ABusySnapshotIsNeverDetachedLazilyAndEndsOnceReleased) {
