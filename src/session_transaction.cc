@@ -15,6 +15,7 @@
 #include "src/session.h"
 #include "src/session_internal.h"
 #include "src/text.h"
+#include "src/sys/backoff.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/lvm.h"
@@ -148,8 +149,8 @@ void SessionTransaction::take_name(const std::string& id) {
 // ---- write ahead, claims --------------------------------------------------------
 
 void SessionTransaction::write_ahead(SessionRecord& r, const ChrootDef& def, int source_timeout) {
-  auto deadline = std::chrono::steady_clock::now() + seconds(source_timeout);
-  milliseconds backoff{5};
+  sys::Backoff wait(seconds(source_timeout), milliseconds(5), milliseconds(200));
+  bool said_waiting = false;
   for (;;) {
     std::vector<std::string> stale;
     const std::vector<std::string> in_the_way = claim_or_create(r, def, stale);
@@ -159,16 +160,15 @@ void SessionTransaction::write_ahead(SessionRecord& r, const ChrootDef& def, int
       if (contains(in_the_way, id)) rolled_back = roll_back_if_stale(id) || rolled_back;
     if (rolled_back) continue;
     if (signals_.pending()) throw UserError(def.name + ": interrupted by a signal while waiting for the source chroot");
-    if (backoff == milliseconds{5}) {
+    if (!said_waiting) {
       log_note(def.name + ": waiting for session(s) " + join(in_the_way, ", ") + " to release the source chroot (up to " +
                std::to_string(source_timeout) + " s)");
+      said_waiting = true;
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (!wait.next()) {
       throw UserError(def.name + ": source chroot is in use by session(s) " + join(in_the_way, ", ") + " (waited " +
                       std::to_string(source_timeout) + " s; see --source-lock-timeout)");
     }
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, milliseconds(200));
   }
 }
 
