@@ -1,5 +1,7 @@
 #include "src/app.h"
 
+#include "config.h"
+
 #include <signal.h>
 #include <sys/auxv.h>
 #include <unistd.h>
@@ -16,6 +18,9 @@
 #include "src/error.h"
 #include "src/text.h"
 #include "src/log.h"
+#ifdef WITH_LVM_SNAPSHOT
+#include "src/lvm_named.h"
+#endif
 #include "src/output.h"
 #include "src/run_command.h"
 #include "src/session.h"
@@ -356,6 +361,14 @@ int run_app(int argc, char** argv) {
     }
     for (const auto& w : chroots.warnings) log_warning(w.to_string());
     for (const auto& n : chroots.notes) log_info(n);
+    if (req.is_snapshot_action()) {
+#ifdef WITH_LVM_SNAPSHOT
+      return snapshot_action(req, chroots, paths);
+#else
+      throw UserError("named snapshots need lvm-snapshot, which this schroot was built without "
+                      "(configure --disable-lvm-snapshot)");
+#endif
+    }
     if (!read_only) return session_action(req, chroots, sessions);
     const int status = read_only_action(req, chroots, sessions);
     return config_broken && asks_about_chroots(req) ? 1 : status;

@@ -6,9 +6,27 @@
 #include <sstream>
 
 #include "src/error.h"
+#include "src/lock.h"
 #include "src/sys/fs.h"
 
 namespace schroot {
+
+namespace {
+
+// A tool claim's lock lives in the claims dir: a chroot's claim file is named after the
+// chroot, which never starts with '@'.
+std::string lock_path_in(const std::string& claims_dir, const std::string& id) { return claims_dir + "/" + id + ".lock"; }
+
+bool tool_is_live(const std::string& claims_dir, const std::string& id) {
+  return !FileLock::is_free(lock_path_in(claims_dir, id), LockMode::kExclusive);
+}
+
+bool holder_is_live(const std::string& claims_dir, const std::string& id,
+                    const std::function<bool(const std::string&)>& session_is_live) {
+  return is_tool_claim(id) ? tool_is_live(claims_dir, id) : session_is_live(id);
+}
+
+}  // namespace
 
 std::vector<Claim> ClaimStore::read(const std::string& chroot) const {
   std::string text;
@@ -50,7 +68,7 @@ std::vector<std::string> ClaimStore::try_claim(const std::string& chroot, const 
     const bool conflicts = c.mode == ClaimMode::kExclusive || ours.mode == ClaimMode::kExclusive;
     // Liveness is only asked of claims in the way: a shared begin next to 1,000
     // shared sessions reads one small file and checks nothing else.
-    if (conflicts && !is_live(c.session)) {
+    if (conflicts && !holder_is_live(dir_, c.session, is_live)) {
       dropped = true;
       continue;
     }
@@ -78,5 +96,17 @@ void ClaimStore::release(const std::string& chroot, const std::string& session) 
   }
   if (found) write(chroot, kept);
 }
+
+// ---- claims of processes that are no session ------------------------------------
+
+std::string tool_claim_id(const std::string& what) { return "@" + what; }
+
+bool is_tool_claim(const std::string& id) { return !id.empty() && id[0] == '@'; }
+
+std::string tool_claim_lock_path(const Paths& paths, const std::string& id) {
+  return lock_path_in(paths.claims_dir, id);
+}
+
+bool tool_claim_is_live(const Paths& paths, const std::string& id) { return tool_is_live(paths.claims_dir, id); }
 
 }  // namespace schroot

@@ -27,7 +27,8 @@ class ClaimStore {
   void write(const std::string& chroot, const std::vector<Claim>& claims) const;
 
   // Under manage.lock: adds our claim unless a live claim conflicts. Claims of
-  // sessions for which is_live() is false are dropped (they no longer block).
+  // sessions for which is_live() is false, and tool claims whose process is gone, are
+  // dropped (they no longer block).
   // Returns the sessions in the way (empty = claimed).
   std::vector<std::string> try_claim(const std::string& chroot, const Claim& ours,
                                      const std::function<bool(const std::string&)>& is_live) const;
@@ -37,5 +38,14 @@ class ClaimStore {
   std::string file(const std::string& chroot) const { return dir_ + "/" + chroot; }
   std::string dir_;
 };
+
+// A claim held by a process that is no session (the restore of a named LVM snapshot):
+// its id is "@" + what (session ids never start with '@'), and it is live exactly while
+// its process holds the exclusive lock on tool_claim_lock_path() (a lock dies with its
+// process, so a killed restore never blocks sessions). try_claim() asks this itself.
+std::string tool_claim_id(const std::string& what);
+bool is_tool_claim(const std::string& id);
+std::string tool_claim_lock_path(const Paths& paths, const std::string& id);
+bool tool_claim_is_live(const Paths& paths, const std::string& id);
 
 }  // namespace schroot

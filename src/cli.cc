@@ -19,6 +19,7 @@ struct OptionGroups {
   po::options_description session_actions{"Session actions"};
   po::options_description session_options{"Session options"};
   po::options_description locks{"Lock options"};
+  po::options_description snapshots{"Snapshot actions (lvm-snapshot chroots)"};
   po::options_description hidden{"Hidden options"};
   po::options_description visible{"schroot - run commands in chroot environments"};
   po::options_description all;
@@ -62,9 +63,16 @@ struct OptionGroups {
          "Seconds to wait for a busy session (default 30, or chroot.conf)")  //
         ("source-lock-timeout", po::value<int>(),
          "Seconds to wait for a source chroot in use (default 30, or chroot.conf)");
+    // "--snapshot-" first: no prefix that 1.6's options accept ("--li", "--de") becomes
+    // ambiguous.
+    snapshots.add_options()                                                                                //
+        ("snapshot-create", po::value<std::string>(), "Snapshot the chroot's origin volume as NAME")      //
+        ("snapshot-list", "List the chroot's named snapshots (size, use, creation time)")               //
+        ("snapshot-restore", po::value<std::string>(), "Merge snapshot NAME back into the origin volume")  //
+        ("snapshot-delete", po::value<std::string>(), "Remove snapshot NAME");
     hidden.add_options()("command", po::value<std::vector<std::string>>(), "Command to run");
     visible.add(actions).add(general).add(selection).add(environment).add(session_actions)
-        .add(session_options).add(locks);
+        .add(session_options).add(locks).add(snapshots);
     all.add(visible).add(hidden);
   }
 };
@@ -145,10 +153,16 @@ void select_action(const po::variables_map& vm, Request& r) {
       {"recover-session", Action::kRecover},
       {"run-session", Action::kRun},
       {"end-session", Action::kEnd},
+      {"snapshot-create", Action::kSnapshotCreate},
+      {"snapshot-list", Action::kSnapshotList},
+      {"snapshot-restore", Action::kSnapshotRestore},
+      {"snapshot-delete", Action::kSnapshotDelete},
   };
   bool action_seen = false;
   for (const auto& [flag, action] : kActionFlags)
     if (vm.count(flag)) set_action(r, action, action_seen);
+  for (const char* flag : {"snapshot-create", "snapshot-restore", "snapshot-delete"})
+    if (vm.count(flag)) r.snapshot_name = vm[flag].as<std::string>();
 }
 
 void read_selection(const po::variables_map& vm, Request& r) {
@@ -228,6 +242,10 @@ void check_actions(Request& r) {
   }
   if (r.action == Action::kBegin && (r.chroots.size() != 1 || r.any_all()))
     throw UserError("Exactly one chroot must be specified when beginning a session");
+  if (r.is_snapshot_action() && (r.chroots.size() != 1 || r.any_all()))
+    throw UserError("Exactly one chroot must be specified for a snapshot action");
+  if (r.is_snapshot_action() && !r.command.empty())
+    throw UserError("A command may not be given with a snapshot action");
   if (r.action == Action::kAutomatic) {
     // Automatic sessions run in chroots and source chroots, never in sessions.
     r.all_sessions = false;

@@ -23,6 +23,11 @@ enum class Action {
   kLocation,
   kHelp,
   kVersion,
+  // Named snapshots of an lvm-snapshot chroot (src/lvm_named.h).
+  kSnapshotCreate,
+  kSnapshotList,
+  kSnapshotRestore,
+  kSnapshotDelete,
 };
 
 // The command line: the action, which chroots or sessions it selects, how to report,
@@ -36,8 +41,13 @@ struct Request : SessionRequest {
   bool verbosity_set = false;  // -q or -v given: overrides message-verbosity
   std::string debug_level;
   std::vector<std::string> warnings;  // printed by the caller (e.g. -c with --all)
+  std::string snapshot_name;          // --snapshot-create/-restore/-delete NAME
 
   bool any_all() const { return all_chroots || all_sessions || all_source_chroots; }
+  bool is_snapshot_action() const {
+    return action == Action::kSnapshotCreate || action == Action::kSnapshotList ||
+           action == Action::kSnapshotRestore || action == Action::kSnapshotDelete;
+  }
   bool is_session_action() const {
     return action == Action::kRun || action == Action::kEnd || action == Action::kRecover;
   }

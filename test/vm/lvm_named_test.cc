@@ -1,0 +1,1 @@
+// Named snapshots on real LVM (filled in by the next commit).
