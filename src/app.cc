@@ -1,6 +1,7 @@
 #include "src/app.h"
 
-#include "config.h"
+// <>: "config.h" would find src/config.h, the chroot configuration, first.
+#include <config.h>
 
 #include <signal.h>
 #include <sys/auxv.h>
