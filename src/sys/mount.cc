@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -26,9 +27,139 @@
 #define STATX_MNT_ID 0x00001000U
 #endif
 
+// listmount(2) and statmount(2), Linux 6.8. glibc has no wrapper and Debian 12's 6.1
+// headers have neither the syscalls nor their structs, nor STATX_MNT_ID_UNIQUE: numbers
+// from the kernel's include/uapi/asm-generic/unistd.h and arch/x86/entry/syscalls (the
+// same on every architecture but alpha and mips), layouts from include/uapi/linux/mount.h
+// and include/uapi/linux/stat.h. The structs carry our own names, so a newer header that
+// defines the kernel's cannot clash.
+#ifndef SYS_statmount
+#define SYS_statmount 457
+#endif
+#ifndef SYS_listmount
+#define SYS_listmount 458
+#endif
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
+
 namespace schroot::sys {
 
 namespace {
+
+// struct mnt_id_req, its first published size (MNT_ID_REQ_SIZE_VER0, 24 bytes).
+struct MntIdReq {
+  std::uint32_t size;
+  std::uint32_t spare;
+  std::uint64_t mnt_id;
+  std::uint64_t param;  // statmount: the STATMOUNT_* mask; listmount: the last id seen
+};
+
+// struct statmount: a fixed 512-byte head (later kernels fill its spare words, never
+// grow it), then the strings its [str] fields point into, as offsets from `str`.
+struct Statmount {
+  std::uint32_t size;
+  std::uint32_t mnt_opts;  // [str] 6.11
+  std::uint64_t mask;      // what the kernel filled in
+  std::uint32_t sb_dev_major;
+  std::uint32_t sb_dev_minor;
+  std::uint64_t sb_magic;
+  std::uint32_t sb_flags;
+  std::uint32_t fs_type;  // [str]
+  std::uint64_t mnt_id;         // unique
+  std::uint64_t mnt_parent_id;  // unique; the mount's own id for the namespace's root
+  std::uint32_t mnt_id_old;     // mountinfo's
+  std::uint32_t mnt_parent_id_old;
+  std::uint64_t mnt_attr;
+  std::uint64_t mnt_propagation;
+  std::uint64_t mnt_peer_group;
+  std::uint64_t mnt_master;
+  std::uint64_t propagate_from;
+  std::uint32_t mnt_root;   // [str]
+  std::uint32_t mnt_point;  // [str] relative to our root, as in mountinfo
+  std::uint64_t mnt_ns_id;  // 6.11
+  std::uint32_t fs_subtype;  // [str] 6.13
+  std::uint32_t sb_source;   // [str] 6.13
+  std::uint64_t spare[48];
+  char str[];
+};
+static_assert(sizeof(Statmount) == 512, "the kernel's struct statmount head is 512 bytes");
+
+constexpr std::uint64_t kStatmountSbBasic = 0x1, kStatmountMntBasic = 0x2, kStatmountMntRoot = 0x8,
+                        kStatmountMntPoint = 0x10, kStatmountFsType = 0x20, kStatmountFsSubtype = 0x100,
+                        kStatmountSbSource = 0x200;
+
+// Tests switch listmount off; a kernel without it (ENOSYS) or a seccomp filter refusing
+// it (EPERM) switches it off for the rest of the process.
+std::atomic<bool> g_listmount_allowed{true};
+std::atomic<bool> g_listmount_missing{false};
+// Kernels before 6.13 reject the mask bits they do not know (EINVAL).
+std::atomic<bool> g_statmount_extras{true};
+
+// Thrown by the listmount path when the kernel refuses it: list from mountinfo instead.
+struct ListmountUnavailable {};
+
+[[noreturn]] void listmount_failed(const char* op, std::uint64_t id, int err) {
+  if (err == ENOSYS || err == EPERM) {
+    g_listmount_missing = true;
+    throw ListmountUnavailable{};
+  }
+  throw SystemError(op, "mount " + std::to_string(id), err);
+}
+
+// The ids of the mounts attached to mount `id`, oldest first (unique ids only grow);
+// empty when `id` is gone.
+std::vector<std::uint64_t> listmount_children(std::uint64_t id) {
+  std::vector<std::uint64_t> ids(64);
+  for (;;) {
+    MntIdReq req{sizeof(MntIdReq), 0, id, 0};
+    const long n = ::syscall(SYS_listmount, &req, ids.data(), ids.size(), 0);
+    if (n < 0 && errno == ENOENT) return {};
+    if (n < 0) listmount_failed("listmount", id, errno);
+    // Full: read them all again into a larger buffer rather than page on (6.8 pages by
+    // id over a list that is not sorted by id).
+    if (static_cast<std::size_t>(n) == ids.size()) {
+      ids.resize(ids.size() * 4);
+      continue;
+    }
+    ids.resize(static_cast<std::size_t>(n));
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+}
+
+// statmount of mount `id` with `fields` (kStatmount*); false when it is gone.
+bool statmount_of(std::uint64_t id, std::uint64_t fields, MountInfo& out) {
+  static thread_local std::vector<std::uint64_t> buf(2048);  // 16 KiB: 512 + paths
+  for (;;) {
+    const std::uint64_t extras = g_statmount_extras ? kStatmountSbSource | kStatmountFsSubtype : 0;
+    MntIdReq req{sizeof(MntIdReq), 0, id, fields | (fields & kStatmountFsType ? extras : 0)};
+    if (::syscall(SYS_statmount, &req, buf.data(), buf.size() * sizeof buf[0], 0) == 0) break;
+    if (errno == ENOENT) return false;
+    if (errno == EOVERFLOW && buf.size() < (1u << 20)) {
+      buf.resize(buf.size() * 4);
+      continue;
+    }
+    if (errno == EINVAL && g_statmount_extras && (req.param & extras)) {
+      g_statmount_extras = false;
+      continue;
+    }
+    listmount_failed("statmount", id, errno);
+  }
+  const auto* sm = reinterpret_cast<const Statmount*>(buf.data());
+  const auto text = [&](std::uint64_t bit, std::uint32_t offset) {
+    return (sm->mask & bit) ? std::string(sm->str + offset) : std::string();
+  };
+  out.id = sm->mnt_id;
+  out.parent = sm->mnt_parent_id;
+  out.mount_point = text(kStatmountMntPoint, sm->mnt_point);
+  out.root = text(kStatmountMntRoot, sm->mnt_root);
+  out.fstype = text(kStatmountFsType, sm->fs_type);
+  // mountinfo's "fuse.sshfs"
+  if ((sm->mask & kStatmountFsSubtype) && sm->str[sm->fs_subtype]) out.fstype += "." + text(kStatmountFsSubtype, sm->fs_subtype);
+  out.source = text(kStatmountSbSource, sm->sb_source);
+  return true;
+}
 
 constexpr unsigned kEmptyPaths = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH;
 
@@ -215,8 +346,8 @@ struct Attempt {
 // /proc/self/fd/DIR/LEAF: DIR is that checked directory (it pins the parent mount,
 // not `m`), LEAF a mount point, which nobody can rename or replace while it is one.
 // An fd on `m` itself would make it busy: closed before the umount.
-Attempt unmount_checked(int holder_fd, const std::string& holder_path, const MountInfo& m, int dir_mount,
-                        bool lazy) {
+Attempt unmount_checked(int holder_fd, const std::string& holder_path, const MountInfo& m, std::uint64_t dir_mount,
+                        MountIds ids, bool lazy) {
   const std::string prefix = holder_path == "/" ? "/" : holder_path + "/";
   if (m.mount_point.size() <= prefix.size() || m.mount_point.compare(0, prefix.size(), prefix) != 0)
     return {Outcome::kStale, "its mount point is not below " + holder_path + " any more"};
@@ -232,14 +363,15 @@ Attempt unmount_checked(int holder_fd, const std::string& holder_path, const Mou
                                    std::strerror(errno)};
   }
   const int dir_fd = dir ? dir.get() : holder_fd;
-  const int found_dir_mount = mount_id_of(dir_fd);
+  // Ids of the listing's kind: a reused id compared with a unique one would never match.
+  const std::uint64_t found_dir_mount = mount_id_of(dir_fd, ids);
   if (found_dir_mount != dir_mount)
     return {Outcome::kStale, "the directory of its mount point lies in mount " + std::to_string(found_dir_mount) +
                                  ", not in mount " + std::to_string(dir_mount)};
   {
     UniqueFd at(::openat(dir_fd, leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!at) return {Outcome::kStale, std::string("open its mount point: ") + std::strerror(errno)};
-    const int at_mount = mount_id_of(at.get());
+    const std::uint64_t at_mount = mount_id_of(at.get(), ids);
     if (at_mount != m.id)
       return {Outcome::kStale, "its mount point leads to mount " + std::to_string(at_mount)};
     // Its superblock would outlive the session, and the loop device with it.
@@ -251,9 +383,10 @@ Attempt unmount_checked(int holder_fd, const std::string& holder_path, const Mou
   return {Outcome::kStale, std::string("umount: ") + std::strerror(errno)};
 }
 
-Attempt try_unmount(int holder_fd, const std::string& holder_path, const MountInfo& m, int dir_mount, bool lazy) {
+Attempt try_unmount(int holder_fd, const std::string& holder_path, const MountInfo& m, std::uint64_t dir_mount,
+                    MountIds ids, bool lazy) {
   try {
-    return unmount_checked(holder_fd, holder_path, m, dir_mount, lazy);
+    return unmount_checked(holder_fd, holder_path, m, dir_mount, ids, lazy);
   } catch (const std::exception& e) {
     return {Outcome::kStale, e.what()};
   }
@@ -277,36 +410,40 @@ Holder open_holder(const std::string& path) {
 }
 
 // list_mount_tree from an open holder directory.
-// /proc/self/mountinfo read once, each mount found by id and its children listed
-// (oldest first).
+// The mounts read (all of /proc/self/mountinfo, or what listmount found), each found by
+// id and its children listed (oldest first).
 struct MountTable {
   std::vector<MountInfo> all;
-  std::unordered_map<int, std::size_t> index;                 // id → position in all
-  std::unordered_map<int, std::vector<std::size_t>> children;  // parent id → positions
+  std::unordered_map<std::uint64_t, std::size_t> index;                 // id → position in all
+  std::unordered_map<std::uint64_t, std::vector<std::size_t>> children;  // parent id → positions
 
-  MountTable() : all(read_mountinfo()) {
+  explicit MountTable(std::vector<MountInfo> mounts) : all(std::move(mounts)) {
     for (std::size_t i = 0; i < all.size(); ++i) {
       index[all[i].id] = i;
       if (all[i].parent != all[i].id) children[all[i].parent].push_back(i);
     }
   }
-  const std::vector<std::size_t>& children_of(int id) const {
+  const std::vector<std::size_t>& children_of(std::uint64_t id) const {
     static const std::vector<std::size_t> kNone;
     const auto it = children.find(id);
     return it == children.end() ? kNone : it->second;
   }
 };
 
-// The id of the top mount at `path`; the holder's when nothing is mounted there.
-int top_mount_at(const Holder& h, const std::string& path, int holder) {
+// The id of the top mount at `path`; the holder's when nothing is mounted there; 0 when
+// `path` does not exist (then nothing can be mounted below it either: a mount point
+// cannot be removed, and one renamed away is no longer below `path`).
+std::uint64_t top_mount_at(const Holder& h, const std::string& path, std::uint64_t holder, MountIds ids) {
   UniqueFd at(::openat(h.fd.get(), h.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!at && errno != ENOENT) throw SystemError("open", path, errno);
-  return at ? mount_id_of(at.get()) : holder;
+  if (!at) return 0;
+  const std::uint64_t top = mount_id_of(at.get(), ids);
+  return top ? top : holder;
 }
 
 // Down the stack whose top is `top` to the mount attached to the holder; 0 when none.
-int base_of_stack(const MountTable& m, int top, int holder) {
-  int id = top;
+std::uint64_t base_of_stack(const MountTable& m, std::uint64_t top, std::uint64_t holder) {
+  std::uint64_t id = top;
   for (std::size_t hops = 0; hops <= m.all.size() && m.index.count(id); ++hops) {
     const MountInfo& mount = m.all[m.index.at(id)];
     if (mount.parent == holder) return id;
@@ -319,7 +456,7 @@ int base_of_stack(const MountTable& m, int top, int holder) {
 // Nothing at `path`: the mounts attached to the holder below `path`, newest first. Only
 // these direct children need their text, which is trusted (not inside a tree); their
 // own subtrees go by id.
-std::vector<std::size_t> attached_below(const MountTable& m, int holder, const std::string& path) {
+std::vector<std::size_t> attached_below(const MountTable& m, std::uint64_t holder, const std::string& path) {
   const std::string prefix = path + "/";
   std::vector<std::size_t> roots;
   for (std::size_t i : m.children_of(holder))
@@ -357,12 +494,76 @@ std::vector<MountInfo> post_order(const MountTable& m, const std::vector<std::si
   return out;
 }
 
-MountTree list_tree_at(const Holder& h, const std::string& path) {
+// The mounts of the subtrees at `roots` (ids), each with its descendants, through
+// listmount and statmount: the session's own mounts, whatever else the host has.
+// `out` may hold some of them already (statted, not yet expanded).
+constexpr std::uint64_t kListedFields = kStatmountMntBasic | kStatmountMntPoint | kStatmountMntRoot | kStatmountFsType;
+void add_subtrees(std::vector<std::uint64_t> roots, std::vector<MountInfo>& out) {
+  std::unordered_map<std::uint64_t, bool> known, expanded;
+  for (const MountInfo& m : out) known[m.id] = true;
+  while (!roots.empty()) {
+    const std::uint64_t id = roots.back();
+    roots.pop_back();
+    if (expanded[id]) continue;
+    expanded[id] = true;
+    if (!known[id]) {
+      MountInfo m;
+      if (!statmount_of(id, kListedFields, m)) continue;  // gone meanwhile
+      out.push_back(std::move(m));
+      known[id] = true;
+    }
+    for (std::uint64_t child : listmount_children(id)) roots.push_back(child);
+  }
+}
+
+// The mounts list_tree_at needs, read with listmount/statmount (unique ids): the stack
+// from `top` down to the holder and the subtree of its base; or with nothing at `path`
+// (top == holder), the holder's children below `path` with their subtrees. Only the
+// holder's children (the other sessions' mounts among them, when nothing is at `path`)
+// are looked at beyond the session's own, and those for their mount point alone.
+std::vector<MountInfo> subtree_mounts(std::uint64_t holder, std::uint64_t top, const std::string& path) {
+  std::vector<MountInfo> found;
+  std::vector<std::uint64_t> roots;
+  if (top != holder) {
+    // Down the stack to its base (each stacked mount is a child of the one below); the
+    // base's subtree then holds the whole stack.
+    std::uint64_t id = top;
+    for (int hops = 0; hops < 4096; ++hops) {  // bounded, as the kernel's mount count is
+      MountInfo m;
+      if (!statmount_of(id, kListedFields, m)) break;
+      const std::uint64_t parent = m.parent;
+      found.push_back(std::move(m));
+      if (parent == holder) {
+        roots.push_back(id);
+        break;
+      }
+      if (parent == id) break;  // the namespace's root
+      id = parent;
+    }
+    if (roots.empty()) roots.push_back(top);  // the stack changed: what we opened is ours
+  } else {
+    const std::string prefix = path + "/";
+    for (std::uint64_t child : listmount_children(holder)) {
+      MountInfo m;
+      if (statmount_of(child, kStatmountMntBasic | kStatmountMntPoint, m) &&
+          m.mount_point.compare(0, prefix.size(), prefix) == 0)
+        roots.push_back(child);
+    }
+  }
+  add_subtrees(roots, found);
+  // Oldest first, as children_of promises: unique ids only grow.
+  std::sort(found.begin(), found.end(), [](const MountInfo& a, const MountInfo& b) { return a.id < b.id; });
+  return found;
+}
+
+MountTree list_tree_with(const Holder& h, const std::string& path, MountIds ids) {
   MountTree t;
+  t.ids = ids;
   if (!h.fd) return t;  // no directory, no mounts
-  t.holder = mount_id_of(h.fd.get());
-  const int top = top_mount_at(h, path, t.holder);
-  const MountTable m;
+  t.holder = mount_id_of(h.fd.get(), ids);
+  const std::uint64_t top = top_mount_at(h, path, t.holder, ids);
+  if (top == 0) return t;  // no `path`, no mounts
+  const MountTable m(ids == MountIds::kUnique ? subtree_mounts(t.holder, top, path) : read_mountinfo());
   std::vector<std::size_t> roots;
   if (top != t.holder) {
     t.base = base_of_stack(m, top, t.holder);
@@ -374,9 +575,20 @@ MountTree list_tree_at(const Holder& h, const std::string& path) {
   return t;
 }
 
+MountTree list_tree_at(const Holder& h, const std::string& path) {
+  if (mount_listing_ids() == MountIds::kUnique) {
+    try {
+      return list_tree_with(h, path, MountIds::kUnique);
+    } catch (const ListmountUnavailable&) {
+      // Refused (seccomp) or missing: list again, every id from mountinfo.
+    }
+  }
+  return list_tree_with(h, path, MountIds::kReused);
+}
+
 // The mount whose directory `m`'s mount point is: its parent's, or for a stack of
 // mounts on one point (each on the root of the one below), the lowest one's parent.
-int mount_point_mount(const MountInfo& m, const std::unordered_map<int, const MountInfo*>& listed) {
+std::uint64_t mount_point_mount(const MountInfo& m, const std::unordered_map<std::uint64_t, const MountInfo*>& listed) {
   const MountInfo* cur = &m;
   for (std::size_t hops = 0; hops <= listed.size(); ++hops) {
     auto up = listed.find(cur->parent);
@@ -497,6 +709,26 @@ int mount_id_of(int fd) {
   return mount_id_from_fdinfo(fd);
 }
 
+std::uint64_t mount_id_of(int fd, MountIds kind) {
+  if (kind == MountIds::kReused) return static_cast<std::uint64_t>(mount_id_of(fd));
+  struct statx sx;
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID_UNIQUE, &sx) != 0) throw SystemError("statx", fd_path(fd), errno);
+  if (!(sx.stx_mask & STATX_MNT_ID_UNIQUE)) throw SystemError("read the unique mount id of", fd_path(fd), ENOTSUP);
+  return sx.stx_mnt_id;
+}
+
+MountIds mount_listing_ids() {
+  if (!g_listmount_allowed || g_listmount_missing) return MountIds::kReused;
+  static const bool kernel_has_it = [] {
+    // STATX_MNT_ID_UNIQUE came with listmount (6.8); listmount itself is tried on use.
+    struct statx sx;
+    return ::statx(AT_FDCWD, "/", 0, STATX_MNT_ID_UNIQUE, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID_UNIQUE);
+  }();
+  return kernel_has_it ? MountIds::kUnique : MountIds::kReused;
+}
+
+void allow_listmount(bool allowed) { g_listmount_allowed = allowed; }
+
 MountTree list_mount_tree(const std::string& path) {
   const std::string top = without_trailing_slashes(path);
   if (top.empty() || top[0] != '/') throw SystemError("list the mounts at", path, EINVAL);
@@ -521,7 +753,7 @@ UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool includ
   for (int pass = 0; pass < kMaxPasses; ++pass) {
     const MountTree tree = list_tree_at(holder, top);
     if (after_listing) after_listing();
-    std::unordered_map<int, const MountInfo*> listed;
+    std::unordered_map<std::uint64_t, const MountInfo*> listed;
     std::vector<const MountInfo*> mounts;
     for (const auto& m : tree.mounts) {
       listed[m.id] = &m;
@@ -532,7 +764,7 @@ UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool includ
     std::vector<std::pair<const MountInfo*, std::string>> left;
     std::vector<const MountInfo*> busy;
     for (const MountInfo* m : mounts) {
-      Attempt a = try_unmount(holder.fd.get(), holder.path, *m, mount_point_mount(*m, listed), /*lazy=*/false);
+      Attempt a = try_unmount(holder.fd.get(), holder.path, *m, mount_point_mount(*m, listed), tree.ids, /*lazy=*/false);
       if (a.outcome == Outcome::kUnmounted) {
         progress = true;
         continue;
@@ -543,7 +775,7 @@ UnmountResult unmount_tree(const std::string& path, bool allow_lazy, bool includ
     // Lazily only when a clean pass can do no more: what is still busy is in use.
     if (!progress && allow_lazy) {
       for (const MountInfo* m : busy) {
-        Attempt a = try_unmount(holder.fd.get(), holder.path, *m, mount_point_mount(*m, listed), /*lazy=*/true);
+        Attempt a = try_unmount(holder.fd.get(), holder.path, *m, mount_point_mount(*m, listed), tree.ids, /*lazy=*/true);
         if (a.outcome == Outcome::kUnmounted) {
           progress = true;
           result.lazy_used = true;

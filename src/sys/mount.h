@@ -47,10 +47,12 @@ void attach_mount(int mount_fd, int target_fd);
 UniqueFd attach_subtree(UniqueFd mount_fd, UniqueFd dir_fd, int target_fd, const std::string& target,
                         bool detached_clone = true);
 
-// One line of /proc/self/mountinfo, unescaped.
+// One line of /proc/self/mountinfo, unescaped; or one mount as statmount(2) describes
+// it (then options, optional and super_options are empty, and source is empty on kernels
+// before 6.13).
 struct MountInfo {
-  int id = 0;
-  int parent = 0;
+  std::uint64_t id = 0;  // of the kind the listing carries (MountIds)
+  std::uint64_t parent = 0;
   std::string mount_point;
   std::string fstype;
   std::string source;
@@ -64,6 +66,20 @@ std::vector<MountInfo> read_mountinfo();
 // The mount id of the mount `fd` (any fd, O_PATH too) lies in, as mountinfo numbers it.
 int mount_id_of(int fd);
 
+// The two kinds of mount id, never compared with each other: mountinfo's (also
+// STATX_MNT_ID's), which the kernel reuses once a mount is gone, and listmount(2)'s
+// 64-bit unique ids (STATX_MNT_ID_UNIQUE, Linux 6.8), never reused. A listing carries
+// one kind.
+enum class MountIds { kReused, kUnique };
+// The id of `kind` of the mount `fd` lies in.
+std::uint64_t mount_id_of(int fd, MountIds kind);
+// The kind listings carry now: kUnique when listmount/statmount work here (Linux 6.8;
+// not refused by a seccomp filter) and are allowed, kReused otherwise.
+MountIds mount_listing_ids();
+// For tests only (the program never calls it; nothing in the environment reaches it):
+// false makes every listing read /proc/self/mountinfo, as on a kernel without listmount.
+void allow_listmount(bool allowed);
+
 // The mounts of the tree at `path`, found by mount id and parent id, never by path
 // prefix: the mount attached at `path` (the lowest, whose parent holds `path`'s
 // directory), the mounts stacked on it and all their descendants. When nothing is
@@ -71,10 +87,14 @@ int mount_id_of(int fd);
 // descendants. Children come before their parents (so deepest first; of a stack, the
 // upper mount first). `path` is trusted up to its last component (a session's mount
 // location, never a path inside a chroot); below it, directories renamed meanwhile
-// neither hide a mount nor bring in one from outside. One read of /proc/self/mountinfo.
+// neither hide a mount nor bring in one from outside. With listmount, only that subtree
+// is read (listmount and statmount for each mount; when nothing is attached at `path`,
+// statmount of each mount attached to the holder), else one read of /proc/self/mountinfo
+// (all the host's mounts). Nothing, without a read, when `path` does not exist.
 struct MountTree {
-  int holder = 0;  // the mount holding `path`'s directory
-  int base = 0;    // the lowest mount attached at `path`, 0 when none is
+  MountIds ids = MountIds::kReused;  // the kind of every id below
+  std::uint64_t holder = 0;  // the mount holding `path`'s directory
+  std::uint64_t base = 0;    // the lowest mount attached at `path`, 0 when none is
   std::vector<MountInfo> mounts;
 };
 MountTree list_mount_tree(const std::string& path);

@@ -36,24 +36,27 @@ namespace {
 
 using schroot::test::loops_backed_by;
 
-// The id of the mount at `path` (the topmost), or 0 when `path` is not a mount point.
-int mount_at(const std::string& path) {
+using Id = std::uint64_t;
+
+// The id of the mount at `path` (the topmost), or 0 when `path` is not a mount point; of
+// the kind listings carry now (unique with listmount, mountinfo's without).
+Id mount_at(const std::string& path) {
   UniqueFd at(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   const std::string parent = path.substr(0, path.rfind('/'));
   UniqueFd up(::open(parent.c_str(), O_PATH | O_CLOEXEC));
   if (!at || !up) return 0;
-  const int id = mount_id_of(at.get());
-  return id == mount_id_of(up.get()) ? 0 : id;
+  const Id id = mount_id_of(at.get(), mount_listing_ids());
+  return id == mount_id_of(up.get(), mount_listing_ids()) ? 0 : id;
 }
 
-std::vector<int> ids_of(const MountTree& t) {
-  std::vector<int> out;
+std::vector<Id> ids_of(const MountTree& t) {
+  std::vector<Id> out;
   for (const auto& m : t.mounts) out.push_back(m.id);
   return out;
 }
 
 // Position of `id` in the listing, or -1.
-int position(const MountTree& t, int id) {
+int position(const MountTree& t, Id id) {
   auto v = ids_of(t);
   auto it = std::find(v.begin(), v.end(), id);
   return it == v.end() ? -1 : static_cast<int>(it - v.begin());
@@ -64,9 +67,13 @@ int run(const std::string& cmd) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-class Teardown : public ::testing::Test {
+// Every test runs twice: listing with listmount/statmount (unique ids; skipped on a
+// kernel without them) and with /proc/self/mountinfo (the fallback, reused ids).
+class Teardown : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
+    allow_listmount(GetParam());
+    if (GetParam() && mount_listing_ids() != MountIds::kUnique) GTEST_SKIP() << "no listmount on this kernel";
     char tmpl[] = "/tmp/schroot-teardown-test-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
@@ -77,8 +84,9 @@ class Teardown : public ::testing::Test {
     mkdir_p(host_, 0755);
   }
   void TearDown() override {
-    ::umount2(dir_.c_str(), MNT_DETACH);
-    ::rmdir(dir_.c_str());
+    if (!dir_.empty()) ::umount2(dir_.c_str(), MNT_DETACH);
+    if (!dir_.empty()) ::rmdir(dir_.c_str());
+    allow_listmount(true);
   }
   void tmpfs(const std::string& path) {
     ASSERT_EQ(::mount("teardown-test", path.c_str(), "tmpfs", 0, "mode=0755"), 0)
@@ -86,7 +94,7 @@ class Teardown : public ::testing::Test {
   }
   void mkdirs(const std::string& path) { mkdir_p(path, 0755); }
   // A host-side mount outside the session: what an attacker would like us to unmount.
-  int host_mount() {
+  Id host_mount() {
     mkdirs(host_ + "/inner");
     tmpfs(host_ + "/inner");
     return mount_at(host_ + "/inner");
@@ -96,7 +104,7 @@ class Teardown : public ::testing::Test {
 
 // --- the listing --------------------------------------------------------------------
 
-TEST_F(Teardown, ListingHasNestedMountsChildrenBeforeParents) {
+TEST_P(Teardown, ListingHasNestedMountsChildrenBeforeParents) {
   tmpfs(top_);
   mkdirs(top_ + "/a");
   tmpfs(top_ + "/a");
@@ -104,7 +112,7 @@ TEST_F(Teardown, ListingHasNestedMountsChildrenBeforeParents) {
   tmpfs(top_ + "/a/b");
   mkdirs(top_ + "/c");
   tmpfs(top_ + "/c");
-  const int root = mount_at(top_), a = mount_at(top_ + "/a"), b = mount_at(top_ + "/a/b"),
+  const Id root = mount_at(top_), a = mount_at(top_ + "/a"), b = mount_at(top_ + "/a/b"),
             c = mount_at(top_ + "/c");
   MountTree t = list_mount_tree(top_);
   EXPECT_EQ(t.base, root);
@@ -115,37 +123,37 @@ TEST_F(Teardown, ListingHasNestedMountsChildrenBeforeParents) {
   EXPECT_EQ(position(t, root), 3);
 }
 
-TEST_F(Teardown, ListingFindsAMountWhoseParentDirectoryWasRenamed) {
+TEST_P(Teardown, ListingFindsAMountWhoseParentDirectoryWasRenamed) {
   tmpfs(top_);
   mkdirs(top_ + "/build/inner");
   tmpfs(top_ + "/build/inner");
-  const int inner = mount_at(top_ + "/build/inner");
+  const Id inner = mount_at(top_ + "/build/inner");
   ASSERT_EQ(::rename((top_ + "/build").c_str(), (top_ + "/elsewhere").c_str()), 0);
   MountTree t = list_mount_tree(top_);
   ASSERT_NE(position(t, inner), -1);
   EXPECT_EQ(t.mounts[position(t, inner)].mount_point, top_ + "/elsewhere/inner");
 }
 
-TEST_F(Teardown, ListingLeavesOutMountsOutsideTheTreeWhateverTheirPath) {
+TEST_P(Teardown, ListingLeavesOutMountsOutsideTheTreeWhateverTheirPath) {
   tmpfs(top_);
-  const int outside = host_mount();
+  const Id outside = host_mount();
   // A sibling whose path starts with ours, and a link inside the tree to the host's mount.
   mkdirs(top_ + "2");
   tmpfs(top_ + "2");
   ASSERT_EQ(::symlink(host_.c_str(), (top_ + "/link").c_str()), 0);
   MountTree t = list_mount_tree(top_);
-  EXPECT_EQ(ids_of(t), std::vector<int>{mount_at(top_)});
+  EXPECT_EQ(ids_of(t), std::vector<Id>{mount_at(top_)});
   EXPECT_EQ(position(t, outside), -1);
 }
 
-TEST_F(Teardown, ListingHasTheWholeStackAtThePathAndWhatItHides) {
+TEST_P(Teardown, ListingHasTheWholeStackAtThePathAndWhatItHides) {
   tmpfs(top_);
-  const int lower = mount_at(top_);
+  const Id lower = mount_at(top_);
   mkdirs(top_ + "/b");
   tmpfs(top_ + "/b");
-  const int hidden = mount_at(top_ + "/b");
+  const Id hidden = mount_at(top_ + "/b");
   tmpfs(top_);  // hides b
-  const int upper = mount_at(top_);
+  const Id upper = mount_at(top_);
   MountTree t = list_mount_tree(top_);
   EXPECT_EQ(t.base, lower);
   EXPECT_EQ(position(t, lower), 2);
@@ -153,21 +161,21 @@ TEST_F(Teardown, ListingHasTheWholeStackAtThePathAndWhatItHides) {
   EXPECT_NE(position(t, upper), -1);
 }
 
-TEST_F(Teardown, ListingWithNothingAtThePathHasTheMountsBelowIt) {
+TEST_P(Teardown, ListingWithNothingAtThePathHasTheMountsBelowIt) {
   mkdirs(top_ + "/a");
   tmpfs(top_ + "/a");
   mkdirs(top_ + "/a/b");
   tmpfs(top_ + "/a/b");
   MountTree t = list_mount_tree(top_);
   EXPECT_EQ(t.base, 0);
-  EXPECT_EQ(ids_of(t), (std::vector<int>{mount_at(top_ + "/a/b"), mount_at(top_ + "/a")}));
+  EXPECT_EQ(ids_of(t), (std::vector<Id>{mount_at(top_ + "/a/b"), mount_at(top_ + "/a")}));
   EXPECT_TRUE(list_mount_tree(dir_ + "/no/such/place").mounts.empty());
 }
 
-TEST_F(Teardown, MountIdOfAnFdIsTheMountinfoId) {
+TEST_P(Teardown, MountIdOfAnFdIsTheMountinfoId) {
   tmpfs(top_);
   UniqueFd fd(::open(top_.c_str(), O_PATH | O_CLOEXEC));
-  int found = 0;
+  Id found = 0;
   for (const auto& m : read_mountinfo())
     if (m.mount_point == top_) found = m.id;
   EXPECT_EQ(mount_id_of(fd.get()), found);
@@ -178,11 +186,11 @@ TEST_F(Teardown, MountIdOfAnFdIsTheMountinfoId) {
 // The attack of finding 7: after the listing, a directory on the way to a session
 // mount is renamed and replaced by a symlink to a host directory that has a mount of
 // the same name. Unmounting by path would unmount the host's mount.
-TEST_F(Teardown, UnmountNeverFollowsALinkPlantedAfterTheListing) {
+TEST_P(Teardown, UnmountNeverFollowsALinkPlantedAfterTheListing) {
   tmpfs(top_);
   mkdirs(top_ + "/build/inner");
   tmpfs(top_ + "/build/inner");
-  const int outside = host_mount();
+  const Id outside = host_mount();
   bool attacked = false;
   UnmountResult r = unmount_tree(top_, false, true, [&] {
     if (attacked) return;
@@ -198,12 +206,12 @@ TEST_F(Teardown, UnmountNeverFollowsALinkPlantedAfterTheListing) {
 
 // Renamed back and forth at every listing: never reachable as listed. Bounded, then
 // reported by mount id and mount point; nothing outside is touched.
-TEST_F(Teardown, UnmountGivesUpOnAMountThatKeepsMovingAndNamesIt) {
+TEST_P(Teardown, UnmountGivesUpOnAMountThatKeepsMovingAndNamesIt) {
   tmpfs(top_);
   mkdirs(top_ + "/a/inner");
   tmpfs(top_ + "/a/inner");
-  const int inner = mount_at(top_ + "/a/inner");
-  const int outside = host_mount();
+  const Id inner = mount_at(top_ + "/a/inner");
+  const Id outside = host_mount();
   int listings = 0;
   UnmountResult r = unmount_tree(top_, false, true, [&] {
     ++listings;
@@ -219,15 +227,15 @@ TEST_F(Teardown, UnmountGivesUpOnAMountThatKeepsMovingAndNamesIt) {
   EXPECT_EQ(r.still_mounted.size(), 2u);
 }
 
-TEST_F(Teardown, UnmountBelowLeavesTheMountAtThePathAndUnmountsItsStack) {
+TEST_P(Teardown, UnmountBelowLeavesTheMountAtThePathAndUnmountsItsStack) {
   tmpfs(top_);
-  const int base = mount_at(top_);
+  const Id base = mount_at(top_);
   mkdirs(top_ + "/proc");
   tmpfs(top_ + "/proc");
   tmpfs(top_);  // stacked on the session root, hiding proc
   UnmountResult r = unmount_tree(top_, false, /*include_top=*/false);
   EXPECT_TRUE(r.problems.empty()) << ::testing::PrintToString(r.problems);
-  EXPECT_EQ(ids_of(list_mount_tree(top_)), std::vector<int>{base});
+  EXPECT_EQ(ids_of(list_mount_tree(top_)), std::vector<Id>{base});
 }
 
 // --- loop devices ---------------------------------------------------------------------
@@ -236,6 +244,7 @@ class TeardownLoop : public Teardown {
  protected:
   void SetUp() override {
     Teardown::SetUp();
+    if (IsSkipped()) return;
     image_ = dir_ + "/image";
     ASSERT_EQ(run("mke2fs -q -F -t ext4 " + image_ + " 8M >/dev/null"), 0);
     struct stat st;
@@ -244,6 +253,7 @@ class TeardownLoop : public Teardown {
     ino_ = st.st_ino;
   }
   void TearDown() override {
+    if (dir_.empty()) return Teardown::TearDown();  // skipped
     ::umount2(top_.c_str(), MNT_DETACH);
     held_.reset();
     for (int i = 0; i < 200 && !loops_backed_by(dev_, ino_).empty(); ++i)
@@ -273,9 +283,9 @@ class TeardownLoop : public Teardown {
   UniqueFd held_;
 };
 
-TEST_F(TeardownLoop, UnmountNeverDetachesALoopDevicesMountLazily) {
+TEST_P(TeardownLoop, UnmountNeverDetachesALoopDevicesMountLazily) {
   mount_image_busy();
-  const int mounted = mount_at(top_);
+  const Id mounted = mount_at(top_);
   UnmountResult r = unmount_tree(top_, /*allow_lazy=*/true);
   EXPECT_FALSE(r.lazy_used);
   EXPECT_EQ(mount_at(top_), mounted);
@@ -289,7 +299,7 @@ TEST_F(TeardownLoop, UnmountNeverDetachesALoopDevicesMountLazily) {
 
 // Somebody detached the mount lazily and holds a file in it: the superblock and the
 // device live on, so the device is not released.
-TEST_F(TeardownLoop, DetachFailsWhileALazilyDetachedMountHoldsTheDevice) {
+TEST_P(TeardownLoop, DetachFailsWhileALazilyDetachedMountHoldsTheDevice) {
   mount_image_busy();
   ASSERT_EQ(::umount2(top_.c_str(), MNT_DETACH), 0);
   int err = 0;
@@ -304,13 +314,17 @@ TEST_F(TeardownLoop, DetachFailsWhileALazilyDetachedMountHoldsTheDevice) {
   held_.reset();  // the last user: autoclear (set by the detach) frees it
 }
 
-TEST_F(TeardownLoop, DetachReturnsOnlyOnceTheDeviceIsUnbound) {
+TEST_P(TeardownLoop, DetachReturnsOnlyOnceTheDeviceIsUnbound) {
   LoopDevice::Options opts;
   opts.autoclear = false;
   LoopDevice::attach(image_, opts).release();
   EXPECT_EQ(detach_loops_backed_by(dev_, ino_), 1);
   EXPECT_TRUE(loops_backed_by(dev_, ino_).empty());  // no polling: already gone
 }
+
+std::string listing_name(const ::testing::TestParamInfo<bool>& p) { return p.param ? "Listmount" : "Mountinfo"; }
+INSTANTIATE_TEST_SUITE_P(, Teardown, ::testing::Bool(), listing_name);
+INSTANTIATE_TEST_SUITE_P(, TeardownLoop, ::testing::Bool(), listing_name);
 
 }  // namespace
 }  // namespace schroot::sys
