@@ -7,9 +7,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -322,9 +326,148 @@ TEST_P(TeardownLoop, DetachReturnsOnlyOnceTheDeviceIsUnbound) {
   EXPECT_TRUE(loops_backed_by(dev_, ino_).empty());  // no polling: already gone
 }
 
+// --- listmount and its fallback give the same listing ----------------------------------
+
+// A session's tree as a listing shows it, ids aside: the mounts in order, each with its
+// mount point, type, root and source (statmount has no source before 6.13).
+std::vector<std::string> shape_of(const MountTree& t, bool with_source) {
+  std::vector<std::string> out;
+  for (const auto& m : t.mounts)
+    out.push_back(m.mount_point + " " + m.fstype + " " + m.root + (with_source ? " " + m.source : ""));
+  return out;
+}
+
+class Listings : public Teardown {
+ protected:
+  void SetUp() override {
+    Teardown::SetUp();
+    if (IsSkipped()) return;
+    // Three sessions side by side: s1 (the one listed), s2, and s10, whose path starts
+    // with s1's.
+    for (const char* other : {"/mount/s2", "/mount/s10"}) {
+      mkdirs(dir_ + other + "/inner");
+      tmpfs(dir_ + other);
+      mkdirs(dir_ + other + "/inner");
+      tmpfs(dir_ + other + "/inner");
+    }
+  }
+  void bind(const std::string& from, const std::string& to) {
+    ASSERT_EQ(::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr), 0) << to << ": " << std::strerror(errno);
+  }
+  // A session's tree: tmpfs root, an overlay, binds (one of a subdirectory), nested
+  // tmpfs, a mount stacked over another, and a mount point with a space and a newline
+  // (mountinfo escapes both).
+  void build_session_tree(const std::string& top, bool mount_root) {
+    mkdirs(host_ + "/lower/sub");
+    mkdirs(host_ + "/upper");
+    mkdirs(host_ + "/work");
+    if (mount_root) tmpfs(top);
+    mkdirs(top + "/merged");
+    const std::string opts = "lowerdir=" + host_ + "/lower,upperdir=" + host_ + "/upper,workdir=" + host_ + "/work";
+    ASSERT_EQ(::mount("overlay", (top + "/merged").c_str(), "overlay", 0, opts.c_str()), 0) << std::strerror(errno);
+    mkdirs(top + "/merged/proc");
+    tmpfs(top + "/merged/proc");
+    mkdirs(top + "/bound");
+    bind(host_ + "/lower", top + "/bound");
+    mkdirs(top + "/bound-sub");
+    bind(host_ + "/lower/sub", top + "/bound-sub");
+    mkdirs(top + "/stack");
+    tmpfs(top + "/stack");
+    mkdirs(top + "/stack/hidden");
+    tmpfs(top + "/stack/hidden");
+    tmpfs(top + "/stack");  // hides stack/hidden
+    const std::string odd = top + "/odd dir\nname\twith\\";
+    mkdirs(odd);
+    tmpfs(odd);
+    mkdirs(odd + "/deeper");
+    tmpfs(odd + "/deeper");
+  }
+  // The listing of `path` through each way, in this process.
+  MountTree listed(const std::string& path, bool with_listmount) {
+    allow_listmount(with_listmount);
+    MountTree t = list_mount_tree(path);
+    allow_listmount(true);
+    return t;
+  }
+  void expect_same_listing(const std::string& path, std::size_t mounts) {
+    if (!GetParam()) GTEST_SKIP() << "compares both listings itself";
+    const MountTree by_listmount = listed(path, true), by_mountinfo = listed(path, false);
+    EXPECT_EQ(by_listmount.ids, MountIds::kUnique);
+    EXPECT_EQ(by_mountinfo.ids, MountIds::kReused);
+    EXPECT_EQ(by_listmount.mounts.size(), mounts) << ::testing::PrintToString(shape_of(by_listmount, false));
+    // Sources too when statmount has them (Linux 6.13).
+    const bool sources = !by_listmount.mounts.empty() && !by_listmount.mounts.back().source.empty();
+    EXPECT_EQ(shape_of(by_listmount, sources), shape_of(by_mountinfo, sources));
+    EXPECT_EQ(by_listmount.base != 0, by_mountinfo.base != 0);
+    for (const auto& m : by_listmount.mounts) EXPECT_EQ(m.mount_point.rfind(path + "/", 0) == 0 || m.mount_point == path, true) << m.mount_point;
+  }
+};
+
+TEST_P(Listings, ListmountAndMountinfoListTheSameTreeOfOneSessionOnly) {
+  build_session_tree(top_, /*mount_root=*/true);
+  // root, merged, merged/proc, bound, bound-sub, stack (lower, upper), stack/hidden, odd, odd/deeper
+  expect_same_listing(top_, 10);
+}
+
+TEST_P(Listings, ListmountAndMountinfoListTheSameTreeBelowAnUnmountedPath) {
+  build_session_tree(top_, /*mount_root=*/false);
+  expect_same_listing(top_, 9);
+}
+
+TEST_P(Listings, EitherListingUnmountsTheSessionAndLeavesTheOthers) {
+  build_session_tree(top_, /*mount_root=*/true);
+  const MountTree others_before = list_mount_tree(dir_ + "/mount/s10");
+  allow_listmount(GetParam());
+  const UnmountResult r = unmount_tree(top_, /*allow_lazy=*/false);
+  allow_listmount(true);
+  EXPECT_TRUE(r.problems.empty()) << ::testing::PrintToString(r.problems);
+  EXPECT_TRUE(listed(top_, true).mounts.empty());
+  EXPECT_TRUE(listed(top_, false).mounts.empty());
+  EXPECT_EQ(shape_of(list_mount_tree(dir_ + "/mount/s10"), false), shape_of(others_before, false));
+  EXPECT_EQ(list_mount_tree(dir_ + "/mount/s2").mounts.size(), 2u);
+}
+
+// A seccomp filter that refuses listmount and statmount (EPERM, as container runtimes
+// do for syscalls they do not know; or ENOSYS) makes the listing fall back to mountinfo,
+// with mountinfo's ids throughout. In a child: the filter cannot be removed.
+TEST_P(Listings, ARefusedListmountFallsBackToMountinfo) {
+  if (!GetParam()) GTEST_SKIP() << "refuses listmount itself";
+  build_session_tree(top_, /*mount_root=*/true);
+  const std::vector<std::string> expected = shape_of(listed(top_, false), false);
+  for (int refusal : {EPERM, ENOSYS}) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      struct sock_filter filter[] = {
+          BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 457, 2, 0),  // statmount
+          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 458, 1, 0),  // listmount
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<unsigned>(refusal)),
+      };
+      struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+      if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) ::_exit(2);
+      try {
+        const MountTree t = list_mount_tree(top_);
+        if (t.ids != MountIds::kReused || mount_listing_ids() != MountIds::kReused) ::_exit(3);
+        if (shape_of(t, false) != expected) ::_exit(4);
+        if (!unmount_tree(top_, false).problems.empty() || !list_mount_tree(top_).mounts.empty()) ::_exit(5);
+      } catch (...) {
+        ::_exit(6);
+      }
+      ::_exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "refused with " << std::strerror(refusal) << ": status " << status;
+    if (refusal == EPERM) build_session_tree(top_, true);  // the child unmounted it
+  }
+}
+
 std::string listing_name(const ::testing::TestParamInfo<bool>& p) { return p.param ? "Listmount" : "Mountinfo"; }
 INSTANTIATE_TEST_SUITE_P(, Teardown, ::testing::Bool(), listing_name);
 INSTANTIATE_TEST_SUITE_P(, TeardownLoop, ::testing::Bool(), listing_name);
+INSTANTIATE_TEST_SUITE_P(, Listings, ::testing::Bool(), listing_name);
 
 }  // namespace
 }  // namespace schroot::sys
