@@ -494,11 +494,16 @@ std::vector<MountInfo> post_order(const MountTable& m, const std::vector<std::si
   return out;
 }
 
+// Does listmount list a mount's descendants (kernels as of this writing: every mount
+// reachable below it) or only its children? Learnt from the first listing that shows a
+// grandchild; until then each child is listed in turn, which is right either way.
+std::atomic<bool> g_listmount_lists_descendants{false};
+
 // The mounts of the subtrees at `roots` (ids), each with its descendants, through
 // listmount and statmount: the session's own mounts, whatever else the host has.
 // `out` may hold some of them already (statted, not yet expanded).
 constexpr std::uint64_t kListedFields = kStatmountMntBasic | kStatmountMntPoint | kStatmountMntRoot | kStatmountFsType;
-void add_subtrees(std::vector<std::uint64_t> roots, std::vector<MountInfo>& out) {
+void add_subtrees(std::vector<std::uint64_t> roots, std::vector<MountInfo>& out, std::size_t& read) {
   std::unordered_map<std::uint64_t, bool> known, expanded;
   for (const MountInfo& m : out) known[m.id] = true;
   while (!roots.empty()) {
@@ -508,20 +513,35 @@ void add_subtrees(std::vector<std::uint64_t> roots, std::vector<MountInfo>& out)
     expanded[id] = true;
     if (!known[id]) {
       MountInfo m;
+      ++read;
       if (!statmount_of(id, kListedFields, m)) continue;  // gone meanwhile
       out.push_back(std::move(m));
       known[id] = true;
     }
-    for (std::uint64_t child : listmount_children(id)) roots.push_back(child);
+    std::vector<std::uint64_t> kids;
+    for (std::uint64_t child : listmount_children(id)) {
+      if (known[child]) continue;
+      MountInfo m;
+      ++read;
+      if (!statmount_of(child, kListedFields, m)) continue;
+      if (m.parent != id) g_listmount_lists_descendants = true;
+      kids.push_back(child);
+      out.push_back(std::move(m));
+      known[child] = true;
+    }
+    // With descendants listed, this one listing holds the whole subtree.
+    if (!g_listmount_lists_descendants) roots.insert(roots.end(), kids.begin(), kids.end());
+    for (std::uint64_t k : kids) expanded[k] = g_listmount_lists_descendants;
   }
 }
 
 // The mounts list_tree_at needs, read with listmount/statmount (unique ids): the stack
 // from `top` down to the holder and the subtree of its base; or with nothing at `path`
-// (top == holder), the holder's children below `path` with their subtrees. Only the
-// holder's children (the other sessions' mounts among them, when nothing is at `path`)
-// are looked at beyond the session's own, and those for their mount point alone.
-std::vector<MountInfo> subtree_mounts(std::uint64_t holder, std::uint64_t top, const std::string& path) {
+// (top == holder), the holder's children below `path` with their subtrees. Beyond the
+// session's own mounts, only the holder's (the other sessions' among them, when nothing
+// is at `path`) are looked at, and those only for their parent and mount point.
+std::vector<MountInfo> subtree_mounts(std::uint64_t holder, std::uint64_t top, const std::string& path,
+                                      std::size_t& read) {
   std::vector<MountInfo> found;
   std::vector<std::uint64_t> roots;
   if (top != holder) {
@@ -530,6 +550,7 @@ std::vector<MountInfo> subtree_mounts(std::uint64_t holder, std::uint64_t top, c
     std::uint64_t id = top;
     for (int hops = 0; hops < 4096; ++hops) {  // bounded, as the kernel's mount count is
       MountInfo m;
+      ++read;
       if (!statmount_of(id, kListedFields, m)) break;
       const std::uint64_t parent = m.parent;
       found.push_back(std::move(m));
@@ -541,16 +562,41 @@ std::vector<MountInfo> subtree_mounts(std::uint64_t holder, std::uint64_t top, c
       id = parent;
     }
     if (roots.empty()) roots.push_back(top);  // the stack changed: what we opened is ours
+    add_subtrees(roots, found, read);
   } else {
+    // The holder's listing may hold every mount below it (all sessions'): their parents
+    // first (no path text: cheap), the mount point only of the holder's own children.
     const std::string prefix = path + "/";
-    for (std::uint64_t child : listmount_children(holder)) {
+    std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> children;
+    std::vector<std::uint64_t> direct;
+    for (std::uint64_t id : listmount_children(holder)) {
       MountInfo m;
-      if (statmount_of(child, kStatmountMntBasic | kStatmountMntPoint, m) &&
-          m.mount_point.compare(0, prefix.size(), prefix) == 0)
-        roots.push_back(child);
+      ++read;
+      if (!statmount_of(id, kStatmountMntBasic, m)) continue;
+      if (m.parent == holder) direct.push_back(id);
+      else children[m.parent].push_back(id);
+    }
+    for (std::uint64_t id : direct) {
+      MountInfo m;
+      if (statmount_of(id, kListedFields, m) && m.mount_point.compare(0, prefix.size(), prefix) == 0) {
+        found.push_back(std::move(m));
+        roots.push_back(id);
+      }
+    }
+    if (!children.empty()) g_listmount_lists_descendants = true;
+    if (g_listmount_lists_descendants) {
+      // Their subtrees are in the holder's listing already.
+      for (std::size_t i = 0; i < roots.size(); ++i)
+        for (std::uint64_t kid : children[roots[i]]) {
+          MountInfo m;
+          if (!statmount_of(kid, kListedFields, m)) continue;
+          found.push_back(std::move(m));
+          roots.push_back(kid);
+        }
+    } else {
+      add_subtrees(roots, found, read);
     }
   }
-  add_subtrees(roots, found);
   // Oldest first, as children_of promises: unique ids only grow.
   std::sort(found.begin(), found.end(), [](const MountInfo& a, const MountInfo& b) { return a.id < b.id; });
   return found;
@@ -563,7 +609,8 @@ MountTree list_tree_with(const Holder& h, const std::string& path, MountIds ids)
   t.holder = mount_id_of(h.fd.get(), ids);
   const std::uint64_t top = top_mount_at(h, path, t.holder, ids);
   if (top == 0) return t;  // no `path`, no mounts
-  const MountTable m(ids == MountIds::kUnique ? subtree_mounts(t.holder, top, path) : read_mountinfo());
+  const MountTable m(ids == MountIds::kUnique ? subtree_mounts(t.holder, top, path, t.mounts_read) : read_mountinfo());
+  if (ids == MountIds::kReused) t.mounts_read = m.all.size();
   std::vector<std::size_t> roots;
   if (top != t.holder) {
     t.base = base_of_stack(m, top, t.holder);

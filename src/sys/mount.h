@@ -96,6 +96,7 @@ struct MountTree {
   std::uint64_t holder = 0;  // the mount holding `path`'s directory
   std::uint64_t base = 0;    // the lowest mount attached at `path`, 0 when none is
   std::vector<MountInfo> mounts;
+  std::size_t mounts_read = 0;  // how many mounts the kernel described to list these: the cost
 };
 MountTree list_mount_tree(const std::string& path);
 

@@ -400,6 +400,13 @@ class Listings : public Teardown {
     EXPECT_EQ(shape_of(by_listmount, sources), shape_of(by_mountinfo, sources));
     EXPECT_EQ(by_listmount.base != 0, by_mountinfo.base != 0);
     for (const auto& m : by_listmount.mounts) EXPECT_EQ(m.mount_point.rfind(path + "/", 0) == 0 || m.mount_point == path, true) << m.mount_point;
+    // The cost: listmount reads the session's own mounts (with a mount at the path) or
+    // the holder's subtree (the other sessions too, for their parent alone), where
+    // mountinfo reads every mount of the host.
+    const auto all = read_mountinfo();
+    if (by_listmount.base) EXPECT_EQ(by_listmount.mounts_read, mounts);
+    else EXPECT_LE(by_listmount.mounts_read, mounts + 4);  // s2, s10 and their inner mounts
+    EXPECT_EQ(by_mountinfo.mounts_read, all.size());
   }
 };
 
