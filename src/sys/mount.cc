@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <sstream>
 #include <unordered_map>
 
@@ -430,15 +431,36 @@ struct MountTable {
   }
 };
 
+// With nothing mounted at `path`: is it an empty directory (a session's mount location
+// once its mounts are gone), or no directory at all? Then nothing is mounted below it
+// either (a mount point cannot be removed, nor is one renamed away below `path` any
+// more), which spares reading the holder's mounts, every session's, to find out. It is
+// the holder's own directory here, outside any tree; not followed if a link.
+bool nothing_can_be_below(const Holder& h) {
+  UniqueFd dir(::openat(h.fd.get(), h.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!dir) return errno == ENOENT || errno == ENOTDIR || errno == ELOOP;
+  alignas(8) char buf[1024];
+  for (;;) {
+    const ssize_t n = ::getdents64(dir.get(), buf, sizeof buf);
+    if (n < 0) return false;  // unknown: read the mounts
+    if (n == 0) return true;
+    for (ssize_t off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const struct dirent64*>(buf + off);
+      if (std::strcmp(d->d_name, ".") != 0 && std::strcmp(d->d_name, "..") != 0) return false;
+      off += d->d_reclen;
+    }
+  }
+}
+
 // The id of the top mount at `path`; the holder's when nothing is mounted there; 0 when
-// `path` does not exist (then nothing can be mounted below it either: a mount point
-// cannot be removed, and one renamed away is no longer below `path`).
+// nothing can be mounted at or below `path` (nothing_can_be_below).
 std::uint64_t top_mount_at(const Holder& h, const std::string& path, std::uint64_t holder, MountIds ids) {
   UniqueFd at(::openat(h.fd.get(), h.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!at && errno != ENOENT) throw SystemError("open", path, errno);
   if (!at) return 0;
   const std::uint64_t top = mount_id_of(at.get(), ids);
-  return top ? top : holder;
+  if (top == holder && nothing_can_be_below(h)) return 0;
+  return top;
 }
 
 // Down the stack whose top is `top` to the mount attached to the holder; 0 when none.

@@ -90,7 +90,8 @@ void allow_listmount(bool allowed);
 // neither hide a mount nor bring in one from outside. With listmount, only that subtree
 // is read (listmount and statmount for each mount; when nothing is attached at `path`,
 // statmount of each mount attached to the holder), else one read of /proc/self/mountinfo
-// (all the host's mounts). Nothing, without a read, when `path` does not exist.
+// (all the host's mounts). Nothing, without a read, when nothing is mounted at `path` and
+// it is an empty directory (a session's mount location once unmounted) or no directory.
 struct MountTree {
   MountIds ids = MountIds::kReused;  // the kind of every id below
   std::uint64_t holder = 0;  // the mount holding `path`'s directory

@@ -176,6 +176,29 @@ TEST_P(Teardown, ListingWithNothingAtThePathHasTheMountsBelowIt) {
   EXPECT_TRUE(list_mount_tree(dir_ + "/no/such/place").mounts.empty());
 }
 
+// A session's mount location once its mounts are gone: an empty directory. Nothing can
+// be mounted below it, so no mount is read (with mountinfo, all the host's; with
+// listmount, every session's below the same directory); the final check of every end.
+TEST_P(Teardown, ListingAnEmptyDirectoryWithNothingMountedReadsNoMount) {
+  mkdirs(dir_ + "/mount/s2");
+  tmpfs(dir_ + "/mount/s2");
+  MountTree t = list_mount_tree(top_);
+  EXPECT_TRUE(t.mounts.empty());
+  EXPECT_EQ(t.mounts_read, 0u);
+  tmpfs(top_);
+  mkdirs(top_ + "/proc");
+  tmpfs(top_ + "/proc");
+  EXPECT_EQ(list_mount_tree(top_).mounts_read, GetParam() ? 2u : read_mountinfo().size());
+  EXPECT_TRUE(unmount_tree(top_, false).problems.empty());
+  t = list_mount_tree(top_);
+  EXPECT_TRUE(t.mounts.empty());
+  EXPECT_EQ(t.mounts_read, 0u);
+  // Not empty: a mount below it is looked for (and found).
+  mkdirs(top_ + "/a");
+  tmpfs(top_ + "/a");
+  EXPECT_EQ(list_mount_tree(top_).mounts.size(), 1u);
+}
+
 TEST_P(Teardown, MountIdOfAnFdIsTheMountinfoId) {
   tmpfs(top_);
   UniqueFd fd(::open(top_.c_str(), O_PATH | O_CLOEXEC));
