@@ -100,12 +100,11 @@ std::atomic<bool> g_statmount_extras{true};
 // Thrown by the listmount path when the kernel refuses it: list from mountinfo instead.
 struct ListmountUnavailable {};
 
-[[noreturn]] void listmount_failed(const char* op, std::uint64_t id, int err) {
-  if (err == ENOSYS || err == EPERM) {
-    g_listmount_missing = true;
-    throw ListmountUnavailable{};
-  }
-  throw SystemError(op, "mount " + std::to_string(id), err);
+// Missing (ENOSYS) or refused by a seccomp filter (EPERM): mountinfo from now on. Any
+// other failure: mountinfo for this listing, which is always right, only slower.
+[[noreturn]] void listmount_failed(int err) {
+  if (err == ENOSYS || err == EPERM) g_listmount_missing = true;
+  throw ListmountUnavailable{};
 }
 
 // The ids of the mounts attached to mount `id`, oldest first (unique ids only grow);
@@ -116,7 +115,7 @@ std::vector<std::uint64_t> listmount_children(std::uint64_t id) {
     MntIdReq req{sizeof(MntIdReq), 0, id, 0};
     const long n = ::syscall(SYS_listmount, &req, ids.data(), ids.size(), 0);
     if (n < 0 && errno == ENOENT) return {};
-    if (n < 0) listmount_failed("listmount", id, errno);
+    if (n < 0) listmount_failed(errno);
     // Full: read them all again into a larger buffer rather than page on (6.8 pages by
     // id over a list that is not sorted by id).
     if (static_cast<std::size_t>(n) == ids.size()) {
@@ -145,7 +144,7 @@ bool statmount_of(std::uint64_t id, std::uint64_t fields, MountInfo& out) {
       g_statmount_extras = false;
       continue;
     }
-    listmount_failed("statmount", id, errno);
+    listmount_failed(errno);
   }
   const auto* sm = reinterpret_cast<const Statmount*>(buf.data());
   const auto text = [&](std::uint64_t bit, std::uint32_t offset) {
