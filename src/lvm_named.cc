@@ -31,6 +31,7 @@ using std::chrono::steady_clock;
 // How often a restore asks lvs how far the merge is, and how often it tells a terminal.
 constexpr std::chrono::milliseconds kPollEvery{500};
 constexpr std::chrono::seconds kProgressEvery{3};
+constexpr int kNotMergingPolls = 5;
 
 const char* option_of(Action a) {
   switch (a) {
@@ -222,9 +223,15 @@ void check_no_session_snapshots(const ChrootDef& def, const lvm::LvRef& origin) 
 void watch_merge(const ChrootDef& def, const lvm::LvRef& snapshot, const std::string& name, double initial) {
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   auto next_line = steady_clock::now() + kProgressEvery;
+  int not_merging = 0;
   for (;;) {
     const lvm::MergeProgress p = lvm::merge_progress(for_chroot(def, [&] { return lvm::find(snapshot); }));
     if (p.done) break;
+    // lvconvert marks the snapshot merging before it returns: one that stays unmarked
+    // is not being merged, and waiting for it to go would never end.
+    if (!p.merging && ++not_merging >= kNotMergingPolls)
+      throw UserError(def.name + ": snapshot ‘" + name + "’: lvconvert --merge returned, but LVM does not merge it (" +
+                      snapshot.full() + " is not marked merging)");
     if (tty && steady_clock::now() >= next_line) {
       const double merged = initial > 0 ? 100.0 * (1.0 - p.remaining / initial) : 0.0;
       char buf[32];

@@ -310,6 +310,17 @@ TEST_F(LvmNamedAction, AnOverflowedOrMissingSnapshotIsNotRestored) {
   for (const auto& c : fake.calls) EXPECT_NE(c.at(0), "lvconvert");
 }
 
+TEST_F(LvmNamedAction, ASnapshotLvmDoesNotMergeIsReportedNotWaitedForForever) {
+  FakeLvm fake([](const Args& a) {
+    if (a[0] == "lvconvert") return ok("  Merging of volume vg0/sid+base started.\n");
+    if (a.back() == "vg0/sid+base") return ok(lvs_report(named_lv("sid+base")));
+    if (a.back() == "@schroot_session") return ok(lvs_report(""));
+    return ok(lvs_report(kOrigin));
+  });
+  EXPECT_NE(refusal({"-c", "sid", "--snapshot-restore", "base"}).find("is not marked merging"), std::string::npos);
+  EXPECT_TRUE(ClaimStore(paths_).read("sid").empty()) << "the claim is released";
+}
+
 TEST_F(LvmNamedAction, DeleteRemovesTheNamedLvSelectedByTheNamedTag) {
   FakeLvm fake([](const Args& a) {
     if (a[0] == "lvremove") return ok();
