@@ -10,32 +10,41 @@
 
 namespace schroot::backends {
 
-void BlockDeviceBackend::check_block_device(const std::string& chroot, const std::string& device) {
+void check_block_device(const std::string& chroot, const std::string& device) {
   struct stat st;
   if (::stat(device.c_str(), &st) != 0)
     throw UserError(chroot + ": device ‘" + device + "’: " + std::strerror(errno));
   if (!S_ISBLK(st.st_mode)) throw UserError(chroot + ": device ‘" + device + "’ is not a block device");
 }
 
-void BlockDeviceBackend::plan_device(SessionContext&, std::vector<UndoStep>&) const {}
+namespace {
 
-void BlockDeviceBackend::plan_mount(const SessionContext&, const std::string& target,
-                                    std::vector<UndoStep>& undo) const {
-  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
-}
+class BlockDeviceBackend : public SourceBackend {
+ public:
+  void plan_device(SessionContext&, std::vector<UndoStep>&) const override {}
 
-void BlockDeviceBackend::attach_device(SessionContext& ctx) const {
-  check_block_device(ctx.def.name, ctx.def.device);
-  ctx.mount_device = ctx.def.device;
-}
+  void plan_mount(const SessionContext&, const std::string& target,
+                  std::vector<UndoStep>& undo) const override {
+    undo.push_back(UndoStep::unmount_tree(target, "10mount"));
+  }
 
-void BlockDeviceBackend::mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const {
-  if (ctx.mount_device.empty()) ctx.mount_device = ctx.def.device;
-  mount_device(ctx, ctx.mount_device, -1, target, read_only, "device ‘" + ctx.mount_device + "’");
-}
+  void attach_device(SessionContext& ctx) const override {
+    check_block_device(ctx.def.name, ctx.def.device);
+    ctx.mount_device = ctx.def.device;
+  }
 
-void BlockDeviceBackend::session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
-  keys["mount-device"] = ctx.def.device;
-}
+  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override {
+    if (ctx.mount_device.empty()) ctx.mount_device = ctx.def.device;
+    mount_device(ctx, ctx.mount_device, -1, target, read_only, "device ‘" + ctx.mount_device + "’");
+  }
+
+  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override {
+    keys["mount-device"] = ctx.def.device;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<SourceBackend> make_block_device_backend() { return std::make_unique<BlockDeviceBackend>(); }
 
 }  // namespace schroot::backends

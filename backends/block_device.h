@@ -4,23 +4,16 @@
 // lvm-snapshot chroot is one of these, on the origin.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "backends/backend.h"
 
 namespace schroot::backends {
 
-class BlockDeviceBackend : public SourceBackend {
- public:
-  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
-  void plan_mount(const SessionContext& ctx, const std::string& target,
-                  std::vector<UndoStep>& undo) const override;
-  void attach_device(SessionContext& ctx) const override;
-  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
-  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
+std::unique_ptr<SourceBackend> make_block_device_backend();
 
-  // UserError naming the chroot unless `device` is a block device (schroot 1.6's check).
-  static void check_block_device(const std::string& chroot, const std::string& device);
-};
+// UserError naming the chroot unless `device` is a block device (schroot 1.6's check).
+void check_block_device(const std::string& chroot, const std::string& device);
 
 }  // namespace schroot::backends

@@ -79,53 +79,63 @@ std::string loop_label(const std::string& session_id) {
   return session_id.substr(0, kMax - 17) + "~" + hex;
 }
 
-void LoopbackBackend::plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const {
-  LoopbackState& state = state_of(ctx);
-  state.image = open_image(ctx.def, attach_read_only(ctx));
-  struct stat st;
-  if (::fstat(state.image.get(), &st) != 0) throw SystemError("stat", ctx.def.file, errno);
-  undo.push_back(UndoStep::detach_loop(ctx.def.file, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                                       loop_label(ctx.id), "00device"));
-}
+namespace {
 
-void LoopbackBackend::plan_mount(const SessionContext&, const std::string& target,
-                                 std::vector<UndoStep>& undo) const {
-  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
-}
-
-void LoopbackBackend::attach_device(SessionContext& ctx) const {
-  LoopbackState& state = state_of(ctx);
-  // A recovery attaches again without planning.
-  if (!state.image) state.image = open_image(ctx.def, attach_read_only(ctx));
-  sys::LoopDevice::Options opts;
-  opts.read_only = attach_read_only(ctx);
-  opts.label = loop_label(ctx.id);
-  state.loop.emplace(sys::LoopDevice::attach_fd(state.image.get(), ctx.def.file, opts));
-  ctx.mount_device = state.loop->path();
-}
-
-void LoopbackBackend::mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const {
-  try {
-    mount_image(ctx, target, read_only);
-  } catch (...) {
-    // Detach now: the rollback's detach waits for the device to be released, which our
-    // open fd of it would prevent.
-    state_of(ctx).loop.reset();
-    throw;
+class LoopbackBackend : public SourceBackend {
+ public:
+  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override {
+    LoopbackState& state = state_of(ctx);
+    state.image = open_image(ctx.def, attach_read_only(ctx));
+    struct stat st;
+    if (::fstat(state.image.get(), &st) != 0) throw SystemError("stat", ctx.def.file, errno);
+    undo.push_back(UndoStep::detach_loop(ctx.def.file, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                                         loop_label(ctx.id), "00device"));
   }
-}
 
-void LoopbackBackend::mount_image(SessionContext& ctx, const std::string& target, bool read_only) const {
-  if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no loop device attached");
-  LoopbackState& state = state_of(ctx);
-  mount_device(ctx, ctx.mount_device, state.image ? state.image.get() : -1, target, read_only,
-               "image ‘" + ctx.def.file + "’");
-  // Mounted: autoclear now detaches it at unmount; until then the record's undo owns it.
-  if (state.loop) state.loop->release();
-}
+  void plan_mount(const SessionContext&, const std::string& target,
+                  std::vector<UndoStep>& undo) const override {
+    undo.push_back(UndoStep::unmount_tree(target, "10mount"));
+  }
 
-void LoopbackBackend::session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
-  keys["mount-device"] = ctx.def.file;
-}
+  void attach_device(SessionContext& ctx) const override {
+    LoopbackState& state = state_of(ctx);
+    // A recovery attaches again without planning.
+    if (!state.image) state.image = open_image(ctx.def, attach_read_only(ctx));
+    sys::LoopDevice::Options opts;
+    opts.read_only = attach_read_only(ctx);
+    opts.label = loop_label(ctx.id);
+    state.loop.emplace(sys::LoopDevice::attach_fd(state.image.get(), ctx.def.file, opts));
+    ctx.mount_device = state.loop->path();
+  }
+
+  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override {
+    try {
+      mount_image(ctx, target, read_only);
+    } catch (...) {
+      // Detach now: the rollback's detach waits for the device to be released, which our
+      // open fd of it would prevent.
+      state_of(ctx).loop.reset();
+      throw;
+    }
+  }
+
+  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override {
+    keys["mount-device"] = ctx.def.file;
+  }
+
+ private:
+  void mount_image(SessionContext& ctx, const std::string& target, bool read_only) const {
+    if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no loop device attached");
+    LoopbackState& state = state_of(ctx);
+    mount_device(ctx, ctx.mount_device, state.image ? state.image.get() : -1, target, read_only,
+                 "image ‘" + ctx.def.file + "’");
+    // Mounted: autoclear now detaches it at unmount; until then the record's undo owns it.
+    if (state.loop) state.loop->release();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<SourceBackend> make_loopback_backend() { return std::make_unique<LoopbackBackend>(); }
 
 }  // namespace schroot::backends

@@ -6,21 +6,12 @@
 // this session.
 #pragma once
 
+#include <memory>
+
 #include "backends/backend.h"
 
 namespace schroot::backends {
 
-class LoopbackBackend : public SourceBackend {
- public:
-  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
-  void plan_mount(const SessionContext& ctx, const std::string& target,
-                  std::vector<UndoStep>& undo) const override;
-  void attach_device(SessionContext& ctx) const override;
-  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
-  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
-
- private:
-  void mount_image(SessionContext& ctx, const std::string& target, bool read_only) const;
-};
+std::unique_ptr<SourceBackend> make_loopback_backend();
 
 }  // namespace schroot::backends

@@ -68,78 +68,96 @@ std::string percent(double p) {
 
 }  // namespace
 
-LvmSnapshotBackend::LvmSnapshotBackend() : dm_unavailable_(dm::unavailable_reason) {}
+namespace {
 
-void LvmSnapshotBackend::plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const {
-  const ChrootDef& def = ctx.def;
-  // First: without device-mapper nothing below could work, and lvs alone would not say so.
-  if (auto why = dm_unavailable_())
-    throw UserError(def.name + ": lvm-snapshot needs the kernel's device-mapper, which is not available (" + *why +
-                    "; load the dm-mod and dm-snapshot modules)");
-  const lvm::LvInfo origin = for_chroot(def.name, [&] { return lvm::describe(def.device); });
-  const lvm::SnapshotOptions opts = lvm::parse_snapshot_options(def.lvm_snapshot_options, def.name, origin.ref, def.device);
-  if (!origin.thin() && !opts.has_size)
-    throw UserError(def.name + ": lvm-snapshot-options: a snapshot of ‘" + def.device +
-                    "’ (not a thin volume) needs a size for its copy-on-write area: add --size (e.g. --size 2G)");
-  lvm::SnapshotSpec spec;
-  spec.origin = origin.ref;
-  spec.name = lvm::snapshot_lv_name(ctx.id, origin.ref.vg);
-  const std::string own_tag = lvm::session_tag(lvm::new_token());
-  spec.tags = {lvm::kSessionTag, own_tag};
-  spec.options = opts.words;
-  spec.thin = origin.thin() && !opts.has_size;
-  // Planned before it is made: a crash after lvcreate leaves an LV the record names.
-  undo.push_back(UndoStep::remove_lv(spec.origin.vg, spec.name, own_tag, "00device"));
-  state_of(ctx).spec = std::move(spec);
-}
+class LvmSnapshotBackend : public SourceBackend {
+ public:
+  LvmSnapshotBackend() : dm_unavailable_(dm::unavailable_reason) {}
+  explicit LvmSnapshotBackend(DmProbe probe) : dm_unavailable_(std::move(probe)) {}
 
-void LvmSnapshotBackend::plan_mount(const SessionContext&, const std::string& target,
-                                    std::vector<UndoStep>& undo) const {
-  undo.push_back(UndoStep::unmount_tree(target, "10mount"));
-}
-
-void LvmSnapshotBackend::attach_device(SessionContext& ctx) const {
-  if (ctx.recovering) {
-    recover_device(ctx);
-    return;
+  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override {
+    const ChrootDef& def = ctx.def;
+    // First: without device-mapper nothing below could work, and lvs alone would not say so.
+    if (auto why = dm_unavailable_())
+      throw UserError(def.name + ": lvm-snapshot needs the kernel's device-mapper, which is not available (" + *why +
+                      "; load the dm-mod and dm-snapshot modules)");
+    const lvm::LvInfo origin = for_chroot(def.name, [&] { return lvm::describe(def.device); });
+    const lvm::SnapshotOptions opts = lvm::parse_snapshot_options(def.lvm_snapshot_options, def.name, origin.ref, def.device);
+    if (!origin.thin() && !opts.has_size)
+      throw UserError(def.name + ": lvm-snapshot-options: a snapshot of ‘" + def.device +
+                      "’ (not a thin volume) needs a size for its copy-on-write area: add --size (e.g. --size 2G)");
+    lvm::SnapshotSpec spec;
+    spec.origin = origin.ref;
+    spec.name = lvm::snapshot_lv_name(ctx.id, origin.ref.vg);
+    const std::string own_tag = lvm::session_tag(lvm::new_token());
+    spec.tags = {lvm::kSessionTag, own_tag};
+    spec.options = opts.words;
+    spec.thin = origin.thin() && !opts.has_size;
+    // Planned before it is made: a crash after lvcreate leaves an LV the record names.
+    undo.push_back(UndoStep::remove_lv(spec.origin.vg, spec.name, own_tag, "00device"));
+    state_of(ctx).spec = std::move(spec);
   }
-  const LvmState& state = state_of(ctx);
-  if (!state.spec) throw UserError(ctx.def.name + ": no snapshot was planned");
-  const lvm::SnapshotSpec& spec = *state.spec;
-  for_chroot(ctx.def.name, [&] { lvm::create_snapshot(spec); });
-  fail_point("begin:lv-created");
-  const lvm::LvRef ref{spec.origin.vg, spec.name};
-  make_active(ctx.def.name, ref);
-  ctx.mount_device = ref.device();
+
+  void plan_mount(const SessionContext&, const std::string& target,
+                  std::vector<UndoStep>& undo) const override {
+    undo.push_back(UndoStep::unmount_tree(target, "10mount"));
+  }
+
+  void attach_device(SessionContext& ctx) const override {
+    if (ctx.recovering) {
+      recover_device(ctx);
+      return;
+    }
+    const LvmState& state = state_of(ctx);
+    if (!state.spec) throw UserError(ctx.def.name + ": no snapshot was planned");
+    const lvm::SnapshotSpec& spec = *state.spec;
+    for_chroot(ctx.def.name, [&] { lvm::create_snapshot(spec); });
+    fail_point("begin:lv-created");
+    const lvm::LvRef ref{spec.origin.vg, spec.name};
+    make_active(ctx.def.name, ref);
+    ctx.mount_device = ref.device();
+  }
+
+  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override {
+    if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no snapshot attached");
+    mount_device(ctx, ctx.mount_device, -1, target, read_only, "snapshot ‘" + ctx.mount_device + "’");
+  }
+
+  // lvm-snapshot-device and mount-device: /dev/VG/<snapshot>.
+  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override {
+    const LvmState* state = state_of(ctx);
+    if (!state || !state->spec) return;
+    const std::string device = lvm::LvRef{state->spec->origin.vg, state->spec->name}.device();
+    keys["lvm-snapshot-device"] = device;
+    keys["mount-device"] = device;
+  }
+
+ private:
+  // After a reboot: the snapshot outlived it (LVM keeps it); only its mounts are made again.
+  void recover_device(SessionContext& ctx) const {
+    const auto ref = recorded_snapshot(ctx.def.keys);
+    if (!ref) throw UserError(ctx.id + ": the session record names no snapshot (lvm-snapshot-device)");
+    const std::optional<lvm::LvInfo> info = for_chroot(ctx.id, [&] { return lvm::find(*ref); });
+    if (!info || !info->has_tag(lvm::kSessionTag))
+      throw UserError(ctx.id + ": its snapshot " + ref->full() + " is gone; end the session (schroot -e -c " + ctx.id + ")");
+    if (info->invalid())
+      throw UserError(ctx.id + ": its snapshot " + ref->full() + " has overflowed (Invalid); end the session");
+    make_active(ctx.id, *ref);
+    ctx.mount_device = ref->device();
+  }
+
+  DmProbe dm_unavailable_;
+};
+
+}  // namespace
+
+std::unique_ptr<SourceBackend> make_lvm_snapshot_backend() { return std::make_unique<LvmSnapshotBackend>(); }
+
+std::unique_ptr<SourceBackend> make_lvm_snapshot_backend(DmProbe probe) {
+  return std::make_unique<LvmSnapshotBackend>(std::move(probe));
 }
 
-// After a reboot: the snapshot outlived it (LVM keeps it); only its mounts are made again.
-void LvmSnapshotBackend::recover_device(SessionContext& ctx) const {
-  const auto ref = recorded_snapshot(ctx.def.keys);
-  if (!ref) throw UserError(ctx.id + ": the session record names no snapshot (lvm-snapshot-device)");
-  const std::optional<lvm::LvInfo> info = for_chroot(ctx.id, [&] { return lvm::find(*ref); });
-  if (!info || !info->has_tag(lvm::kSessionTag))
-    throw UserError(ctx.id + ": its snapshot " + ref->full() + " is gone; end the session (schroot -e -c " + ctx.id + ")");
-  if (info->invalid())
-    throw UserError(ctx.id + ": its snapshot " + ref->full() + " has overflowed (Invalid); end the session");
-  make_active(ctx.id, *ref);
-  ctx.mount_device = ref->device();
-}
-
-void LvmSnapshotBackend::mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const {
-  if (ctx.mount_device.empty()) throw UserError(ctx.def.name + ": no snapshot attached");
-  mount_device(ctx, ctx.mount_device, -1, target, read_only, "snapshot ‘" + ctx.mount_device + "’");
-}
-
-void LvmSnapshotBackend::session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const {
-  const LvmState* state = state_of(ctx);
-  if (!state || !state->spec) return;
-  const std::string device = lvm::LvRef{state->spec->origin.vg, state->spec->name}.device();
-  keys["lvm-snapshot-device"] = device;
-  keys["mount-device"] = device;
-}
-
-std::vector<std::pair<std::string, std::string>> LvmSnapshotBackend::status_lines(
+std::vector<std::pair<std::string, std::string>> status_lines(
     const std::map<std::string, std::string>& keys) {
   const auto ref = recorded_snapshot(keys);
   if (!ref) return {};
@@ -173,7 +191,7 @@ std::vector<std::pair<std::string, std::string>> LvmSnapshotBackend::status_line
   return {{"LVM Snapshot State", "unknown (" + s.raw + ")"}};
 }
 
-void LvmSnapshotBackend::check_usable(const std::string& id, const std::map<std::string, std::string>& keys) {
+void check_usable(const std::string& id, const std::map<std::string, std::string>& keys) {
   const auto ref = recorded_snapshot(keys);
   if (!ref) return;
   const dm::SnapshotStatus s = dm::snapshot_status(ref->dm_name());

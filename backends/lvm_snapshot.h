@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,30 +18,15 @@
 
 namespace schroot::backends {
 
-class LvmSnapshotBackend : public SourceBackend {
- public:
-  // Why the kernel's device-mapper cannot be used, or nullopt; tests substitute one.
-  using DmProbe = std::function<std::optional<std::string>()>;
-  LvmSnapshotBackend();
-  explicit LvmSnapshotBackend(DmProbe probe) : dm_unavailable_(std::move(probe)) {}
+// Why the kernel's device-mapper cannot be used, or nullopt; tests substitute one.
+using DmProbe = std::function<std::optional<std::string>()>;
+std::unique_ptr<SourceBackend> make_lvm_snapshot_backend();
+std::unique_ptr<SourceBackend> make_lvm_snapshot_backend(DmProbe probe);
 
-  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
-  void plan_mount(const SessionContext& ctx, const std::string& target,
-                  std::vector<UndoStep>& undo) const override;
-  void attach_device(SessionContext& ctx) const override;
-  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
-  // lvm-snapshot-device and mount-device: /dev/VG/<snapshot>.
-  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
-
-  // --info lines of a session's snapshot (fill level, state), from its record's keys.
-  static std::vector<std::pair<std::string, std::string>> status_lines(const std::map<std::string, std::string>& keys);
-  // UserError when the session's snapshot has overflowed: its files are lost, and a
-  // command would only meet I/O errors.
-  static void check_usable(const std::string& id, const std::map<std::string, std::string>& keys);
-
- private:
-  void recover_device(SessionContext& ctx) const;
-  DmProbe dm_unavailable_;
-};
+// --info lines of a session's snapshot (fill level, state), from its record's keys.
+std::vector<std::pair<std::string, std::string>> status_lines(const std::map<std::string, std::string>& keys);
+// UserError when the session's snapshot has overflowed: its files are lost, and a
+// command would only meet I/O errors.
+void check_usable(const std::string& id, const std::map<std::string, std::string>& keys);
 
 }  // namespace schroot::backends

@@ -10,21 +10,7 @@
 
 namespace schroot::backends {
 
-class OverlayBackend : public SourceBackend {
- public:
-  explicit OverlayBackend(std::unique_ptr<SourceBackend> lower) : lower_(std::move(lower)) {}
-  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override;
-  void plan_mount(const SessionContext& ctx, const std::string& target,
-                  std::vector<UndoStep>& undo) const override;
-  void attach_device(SessionContext& ctx) const override;
-  void mount_tree(SessionContext& ctx, const std::string& target, bool read_only) const override;
-  void session_keys(const SessionContext& ctx, std::map<std::string, std::string>& keys) const override;
-
-  static std::string overlay_dir(const SessionContext& ctx);   // <overlay>/<id>
-  static std::string underlay_dir(const SessionContext& ctx);  // <underlay>/<id>
-
- private:
-  std::unique_ptr<SourceBackend> lower_;
-};
+// The union backend over `lower`, which mounts the source tree it overlays.
+std::unique_ptr<SourceBackend> make_overlay_backend(std::unique_ptr<SourceBackend> lower);
 
 }  // namespace schroot::backends

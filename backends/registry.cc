@@ -17,14 +17,14 @@ namespace {
 std::unique_ptr<SourceBackend> make_type_backend(const ChrootDef& def) {
   switch (def.type) {
     case ChrootType::kDirectory:
-      return std::make_unique<DirectoryBackend>();
+      return make_directory_backend();
     case ChrootType::kLoopback:
-      return std::make_unique<LoopbackBackend>();
+      return make_loopback_backend();
     case ChrootType::kBlockDevice:
-      return std::make_unique<BlockDeviceBackend>();
+      return make_block_device_backend();
     case ChrootType::kLvmSnapshot:
 #ifdef WITH_LVM_SNAPSHOT
-      return std::make_unique<LvmSnapshotBackend>();
+      return make_lvm_snapshot_backend();
 #else
       throw UserError(def.name + ": chroot type ‘lvm-snapshot’ is not supported by this build of schroot "
                       "(configured with --disable-lvm-snapshot)");
@@ -47,7 +47,7 @@ bool is_lvm_snapshot_session(const std::map<std::string, std::string>& keys) {
 std::unique_ptr<SourceBackend> make_backend(const ChrootDef& def, bool source_session) {
   auto lower = make_type_backend(def);
   if (source_session || def.union_type == UnionType::kNone) return lower;
-  if (def.union_type == UnionType::kOverlay) return std::make_unique<OverlayBackend>(std::move(lower));
+  if (def.union_type == UnionType::kOverlay) return make_overlay_backend(std::move(lower));
   throw UserError(def.name + ": union type ‘" + std::string(to_string(def.union_type)) +
                   "’ is not supported by this build of schroot (supported: overlay, none)");
 }
@@ -74,7 +74,7 @@ std::vector<std::string> supported_union_types() { return {"none", "overlay"}; }
 std::vector<std::pair<std::string, std::string>> session_status(const std::map<std::string, std::string>& keys) {
   if (!is_lvm_snapshot_session(keys)) return {};
 #ifdef WITH_LVM_SNAPSHOT
-  return LvmSnapshotBackend::status_lines(keys);
+  return status_lines(keys);
 #else
   return {{"LVM Snapshot State", "unknown (this schroot was built without lvm-snapshot)"}};
 #endif
@@ -83,7 +83,7 @@ std::vector<std::pair<std::string, std::string>> session_status(const std::map<s
 void check_session_usable(const std::string& id, const std::map<std::string, std::string>& keys) {
   if (!is_lvm_snapshot_session(keys)) return;
 #ifdef WITH_LVM_SNAPSHOT
-  LvmSnapshotBackend::check_usable(id, keys);
+  check_usable(id, keys);
 #else
   (void)id;
 #endif

@@ -9,6 +9,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -352,8 +353,8 @@ class LvmBackend : public ::testing::Test {
     return Config::from_keys("sid", {{"type", "lvm-snapshot"}, {"device", "/dev/vg0/sid"},
                                      {"lvm-snapshot-options", options}});
   }
-  static backends::LvmSnapshotBackend backend() {
-    return backends::LvmSnapshotBackend([] { return std::optional<std::string>(); });
+  static std::unique_ptr<backends::SourceBackend> backend() {
+    return backends::make_lvm_snapshot_backend([] { return std::optional<std::string>(); });
   }
   Paths paths_ = Paths::under("/nonexistent");
 };
@@ -364,7 +365,7 @@ TEST_F(LvmBackend, PlanningAsksLvsAboutTheOriginAndPlansTheRemovalOfTheSnapshotB
   backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> undo;
 
-  backend().plan_device(ctx, undo);
+  backend()->plan_device(ctx, undo);
 
   ASSERT_EQ(fake.calls.size(), 1u);
   EXPECT_EQ(fake.calls[0], lvm::lvs_args({"/dev/vg0/sid"}));
@@ -375,7 +376,7 @@ TEST_F(LvmBackend, PlanningAsksLvsAboutTheOriginAndPlansTheRemovalOfTheSnapshotB
   EXPECT_EQ(undo[0].tag.rfind("schroot_session_", 0), 0u) << undo[0].tag;
   EXPECT_EQ(undo[0].tag.size(), std::string("schroot_session_").size() + 32) << undo[0].tag;
   std::map<std::string, std::string> keys;
-  backend().session_keys(ctx, keys);
+  backend()->session_keys(ctx, keys);
   EXPECT_EQ(keys["lvm-snapshot-device"], "/dev/vg0/sid-1");
   EXPECT_EQ(keys["mount-device"], "/dev/vg0/sid-1");
 }
@@ -385,8 +386,8 @@ TEST_F(LvmBackend, TwoSessionsOfOneIdGetDifferentTags) {
   const ChrootDef d = def();
   backends::SessionContext a(d, paths_, "sid-1", "/m/sid-1"), b(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> ua, ub;
-  backend().plan_device(a, ua);
-  backend().plan_device(b, ub);
+  backend()->plan_device(a, ua);
+  backend()->plan_device(b, ub);
   EXPECT_NE(ua.at(0).tag, ub.at(0).tag);
 }
 
@@ -399,12 +400,12 @@ TEST_F(LvmBackend, TheDeviceStageCreatesExactlyThePlannedSnapshot) {
   const ChrootDef d = def("--size 1G -c 64k");
   backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> undo;
-  backend().plan_device(ctx, undo);
+  backend()->plan_device(ctx, undo);
   fake.calls.clear();
 
   // The device node does not exist here: the stage fails after lvcreate, as it would
   // when udev never made it; the rollback's undo (planned above) removes the LV.
-  EXPECT_THROW(backend().attach_device(ctx), UserError);
+  EXPECT_THROW(backend()->attach_device(ctx), UserError);
 
   ASSERT_GE(fake.calls.size(), 1u);
   EXPECT_EQ(fake.calls[0], (Args{"lvcreate", "--snapshot", "--name", "sid-1", "--addtag", "schroot_session", "--addtag",
@@ -423,8 +424,8 @@ TEST_F(LvmBackend, AThinOriginWithoutASizeGetsAThinSnapshotActivatedEvenWhenSkip
   const ChrootDef d = def("");
   backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> undo;
-  backend().plan_device(ctx, undo);
-  EXPECT_THROW(backend().attach_device(ctx), UserError);  // no device node here
+  backend()->plan_device(ctx, undo);
+  EXPECT_THROW(backend()->attach_device(ctx), UserError);  // no device node here
 
   ASSERT_EQ(fake.subcommands(), (Args{"lvs", "lvcreate", "lvs", "lvchange"}));
   const Args& create = fake.calls[1];
@@ -438,7 +439,7 @@ TEST_F(LvmBackend, AClassicOriginWithoutASizeIsRefusedBeforeAnythingIsMade) {
   backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> undo;
   try {
-    backend().plan_device(ctx, undo);
+    backend()->plan_device(ctx, undo);
     FAIL();
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("sid: lvm-snapshot-options:"), std::string::npos) << e.what();
@@ -453,9 +454,10 @@ TEST_F(LvmBackend, WithoutDeviceMapperPlanningFailsFirstAndSaysSo) {
   const ChrootDef d = def();
   backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> undo;
-  backends::LvmSnapshotBackend no_dm([] { return std::optional<std::string>("/dev/mapper/control: No such device"); });
+  auto no_dm = backends::make_lvm_snapshot_backend(
+      [] { return std::optional<std::string>("/dev/mapper/control: No such device"); });
   try {
-    no_dm.plan_device(ctx, undo);
+    no_dm->plan_device(ctx, undo);
     FAIL();
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("sid: lvm-snapshot needs the kernel's device-mapper"), std::string::npos)
@@ -472,7 +474,7 @@ TEST_F(LvmBackend, AnOriginThatIsNoLvIsReportedNamingTheChroot) {
   backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
   std::vector<UndoStep> undo;
   try {
-    backend().plan_device(ctx, undo);
+    backend()->plan_device(ctx, undo);
     FAIL();
   } catch (const UserError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("sid: ‘/dev/sda1’: not an LVM logical volume", 0), 0u) << e.what();
@@ -484,8 +486,7 @@ TEST_F(LvmBackend, TheWholeUndoUnmountsTheTreeBeforeRemovingTheSnapshot) {
   ChrootDef d = def();
   d.setup_fstab.clear();
   d.script_config.clear();
-  SessionBuild build{d, std::make_unique<backends::LvmSnapshotBackend>(backend()), {d, paths_, "sid-1", "/m/sid-1"},
-                     stage_order({})};
+  SessionBuild build{d, backend(), {d, paths_, "sid-1", "/m/sid-1"}, stage_order({})};
   const std::vector<UndoStep> undo = plan_undo(build);
   // In doing order; replayed in reverse: unmount, rmdir, lvremove.
   ASSERT_EQ(undo.size(), 3u);
