@@ -22,27 +22,20 @@
 #include "src/error.h"
 #include "src/sys/fs.h"
 #include "src/sys/unique_fd.h"
+#include "src/text.h"
 
 namespace schroot {
 
 namespace pt = boost::property_tree;
 
 namespace {
-struct StateName {
-  SessionState state;
-  const char* name;
-};
-const StateName kStates[] = {
+const NameOf<SessionState> kStates[] = {
     {SessionState::kBeginning, "beginning"},
     {SessionState::kActive, "active"},
     {SessionState::kEnding, "ending"},
     {SessionState::kBroken, "broken"},
 };
-struct OpName {
-  UndoStep::Op op;
-  const char* name;
-};
-const OpName kOps[] = {
+const NameOf<UndoStep::Op> kOps[] = {
     {UndoStep::Op::kUnmountTree, "unmount-tree"}, {UndoStep::Op::kUnmountBelow, "unmount-below"},
     {UndoStep::Op::kDetachLoop, "detach-loop"},   {UndoStep::Op::kRemoveDir, "remove-dir"},
     {UndoStep::Op::kRemoveTree, "remove-tree"},   {UndoStep::Op::kLvRemove, "lvremove"},
@@ -50,29 +43,19 @@ const OpName kOps[] = {
 };
 
 UndoStep::Op op_from_string(const std::string& s, const std::string& file) {
-  for (const auto& e : kOps)
-    if (s == e.name) return e.op;
+  if (auto op = value_named(kOps, s)) return *op;
   throw UserError(file + ": unknown undo operation '" + s + "' (record written by a newer schroot?)");
 }
 }  // namespace
 
-const char* to_string(SessionState s) {
-  for (const auto& e : kStates)
-    if (e.state == s) return e.name;
-  return "unknown";
-}
+const char* to_string(SessionState s) { return name_of(kStates, s); }
 
 SessionState session_state_from_string(const std::string& s) {
-  for (const auto& e : kStates)
-    if (s == e.name) return e.state;
+  if (auto state = value_named(kStates, s)) return *state;
   throw UserError("unknown session state '" + s + "'");
 }
 
-const char* to_string(UndoStep::Op op) {
-  for (const auto& e : kOps)
-    if (e.op == op) return e.name;
-  return "unknown";
-}
+const char* to_string(UndoStep::Op op) { return name_of(kOps, op); }
 
 std::string SessionRecord::to_json() const {
   pt::ptree t;
