@@ -175,12 +175,15 @@ class SpawnRunner : public Runner {
     cmd.out = Stream::pipe();
     cmd.err = Stream::pipe();
     cmd.timeout = kLvmTimeout;
-    // lvm dies with us: an lvcreate that went on after a SIGKILL of schroot could make
-    // its LV after recovery had found none and removed the record.
+    // lvm ends with us: an lvcreate that went on after a SIGKILL of schroot could make
+    // its LV after recovery had found none and removed the record. SIGTERM, never
+    // SIGKILL: lvm blocks signals while it holds a VG's write lock, so it finishes (or
+    // never starts) a metadata change and never leaves an origin suspended; recovery's
+    // lvs waits for that lock and sees the outcome.
     const pid_t parent = ::getpid();
     cmd.before_exec = [parent](ExecTarget&) {
-      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 1;
-      if (::getppid() != parent) ::raise(SIGKILL);  // we died before the prctl
+      if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return 1;
+      if (::getppid() != parent) ::raise(SIGTERM);  // we died before the prctl
       return 0;
     };
     Output o;

@@ -65,6 +65,14 @@ std::vector<std::string> remove_session_lvs() {
   return left;
 }
 
+// What LVM and device-mapper hold now, for a failure's message.
+std::string lvm_state() {
+  std::string out;
+  sys::run_program({"/bin/sh", "-c", "lvm lvs -a -o lv_name,lv_attr,lv_tags 2>&1; dmsetup ls 2>&1"},
+                   {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DM_DISABLE_UDEV=1"}, &out);
+  return out;
+}
+
 class LvmSession : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -244,13 +252,15 @@ TEST_F(LvmSession, AKillAtEveryFailPointOfBeginAndEndLeavesNoLvAfterRecovery) {
 TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
   const int wanted = env("SCHROOT_VM_KILLS").empty() ? 50 : std::atoi(env("SCHROOT_VM_KILLS").c_str());
   std::mt19937 rng(4242);
-  // A begin takes a few lvm runs (0.3 to 1 s each under TCG): kills land anywhere in it.
-  std::uniform_int_distribution<int> delay_ms(0, 2500);
+  // A begin takes a few lvm runs (0.3 to 1 s each under TCG), an end two: kills land
+  // anywhere in them.
+  std::uniform_int_distribution<int> begin_delay_ms(0, 2500), end_delay_ms(0, 1200);
   int kills = 0, rounds = 0, leaked = 0;
   for (; kills < wanted && rounds < wanted * 4 && leaked == 0; ++rounds) {
     const bool during_end = rounds % 2 == 1;
     if (during_end) {
-      ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "r1"}).status, 0);
+      auto b = root_.schroot({"-c", "snap", "-b", "-n", "r1"});
+      ASSERT_EQ(b.status, 0) << "round " << rounds << ": " << b.err << lvm_state();
     }
     sys::Command cmd = program_command(SCHROOT_UNDER_TEST, during_end ? std::vector<std::string>{"-c", "r1", "-e"}
                                                                       : std::vector<std::string>{"-c", "snap", "-b", "-n", "r1"},
@@ -258,10 +268,14 @@ TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
     cmd.out = sys::Stream::null();
     cmd.err = sys::Stream::null();
     sys::Child child = sys::Child::spawn(cmd);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(during_end ? end_delay_ms(rng) : begin_delay_ms(rng)));
     child.send_signal(SIGKILL);
     const sys::ExitStatus st = child.wait();
     kills += !st.exited && st.signal == SIGKILL;
+    // A begin that was not killed must have succeeded (or been rolled back cleanly).
+    if (st.exited && !during_end) {
+      EXPECT_EQ(st.code, 0) << "round " << rounds << lvm_state();
+    }
     leaked += recover_all();
     const auto lvs = session_lvs();
     const auto records = root_.records();
