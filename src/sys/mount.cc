@@ -86,7 +86,8 @@ struct Statmount {
 };
 static_assert(sizeof(Statmount) == 512, "the kernel's struct statmount head is 512 bytes");
 
-constexpr std::uint64_t kStatmountSbBasic = 0x1, kStatmountMntBasic = 0x2, kStatmountMntRoot = 0x8,
+// (STATMOUNT_SB_BASIC = 0x1 is not asked for: the listing needs no superblock fields.)
+constexpr std::uint64_t kStatmountMntBasic = 0x2, kStatmountMntRoot = 0x8,
                         kStatmountMntPoint = 0x10, kStatmountFsType = 0x20, kStatmountFsSubtype = 0x100,
                         kStatmountSbSource = 0x200;
 
