@@ -21,6 +21,7 @@
 #include "src/record.h"
 #include "src/session_internal.h"
 #include "src/sys/lvm.h"
+#include "test/unit/fake_lvm.h"
 #include "src/sys/lvm_named.h"
 
 namespace schroot {
@@ -46,30 +47,10 @@ std::string named_lv(const std::string& name, const std::string& tags = "schroot
          R"(", "lv_time":"2026-12-02 06:00:00 +0000", "lv_uuid":"b", "lv_skip_activation":""})";
 }
 
-lvm::Output ok(const std::string& out = "", const std::string& err = "") {
-  return {sys::ExitStatus{true, 0, 0, false, false}, out, err};
-}
-lvm::Output failed(const std::string& err) { return {sys::ExitStatus{true, 5, 0, false, false}, "", err}; }
+using test::failed;
+using test::FakeLvm;
+using test::ok;
 
-class FakeLvm : public lvm::Runner {
- public:
-  using Answer = std::function<lvm::Output(const Args&)>;
-  explicit FakeLvm(Answer a) : answer_(std::move(a)), scope_(*this) {}
-  lvm::Output run(const Args& args) override {
-    calls.push_back(args);
-    return answer_(args);
-  }
-  std::vector<std::string> subcommands() const {
-    std::vector<std::string> s;
-    for (const auto& c : calls) s.push_back(c.at(0));
-    return s;
-  }
-  std::vector<Args> calls;
-
- private:
-  Answer answer_;
-  lvm::ScopedRunner scope_;
-};
 
 // ---- names and argv ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@
 #include "src/sys/devmapper.h"
 #include "src/sys/fs.h"
 #include "src/sys/lvm.h"
+#include "test/unit/fake_lvm.h"
 
 namespace schroot {
 namespace {
@@ -53,30 +54,10 @@ std::string snapshot_lv(const std::string& name, const std::string& tags, const 
          R"(", "lv_size":"8388608", "data_percent":"12.71", "lv_time":"", "lv_uuid":"y", "lv_skip_activation":""})";
 }
 
-lvm::Output ok(const std::string& out = "") { return {sys::ExitStatus{true, 0, 0, false, false}, out, ""}; }
-lvm::Output failed(const std::string& err, int code = 5) { return {sys::ExitStatus{true, code, 0, false, false}, "", err}; }
+using test::failed;
+using test::FakeLvm;
+using test::ok;
 
-// Answers as lvm would, and keeps every command it was asked to run.
-class FakeLvm : public lvm::Runner {
- public:
-  using Answer = std::function<lvm::Output(const Args&)>;
-  explicit FakeLvm(Answer a) : answer_(std::move(a)), scope_(*this) {}
-  lvm::Output run(const Args& args) override {
-    calls.push_back(args);
-    return answer_(args);
-  }
-  // The subcommands run, in order ("lvs", "lvcreate", ...).
-  std::vector<std::string> subcommands() const {
-    std::vector<std::string> s;
-    for (const auto& c : calls) s.push_back(c.at(0));
-    return s;
-  }
-  std::vector<Args> calls;
-
- private:
-  Answer answer_;
-  lvm::ScopedRunner scope_;
-};
 
 // ---- names --------------------------------------------------------------------------
 
