@@ -17,15 +17,11 @@
 #include "test/privileged/harness.h"
 
 using schroot::test::path_exists;
+using schroot::test::run;
 using schroot::test::TestRoot;
 using schroot::test::trim;
 
 namespace {
-
-int run(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 class BlockDevice : public ::testing::Test {
  protected:

@@ -104,6 +104,8 @@ void end_processes_rooted_under(const std::string& top);
 std::vector<std::string> loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
 
 std::string read_text(const std::string& path);
+// `cmd` run by sh (std::system): its exit status, or -1 when a signal ended it.
+int run(const std::string& cmd);
 // Without the trailing newlines and spaces of a command's output.
 std::string trim(std::string s);
 bool path_exists(const std::string& path);

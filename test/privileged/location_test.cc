@@ -33,15 +33,11 @@
 using schroot::test::path_exists;
 using schroot::test::read_text;
 using schroot::test::RunResult;
+using schroot::test::run;
 using schroot::test::TestRoot;
 using schroot::test::trim;
 
 namespace {
-
-int run(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 // What an escaped session would leave on the host. While alive, this process is in a
 // mount namespace of its own where /etc is an overlay (writes go to `upper`); the

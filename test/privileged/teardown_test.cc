@@ -66,10 +66,7 @@ int position(const MountTree& t, Id id) {
   return it == v.end() ? -1 : static_cast<int>(it - v.begin());
 }
 
-int run(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+using schroot::test::run;
 
 // Every test runs twice: listing with listmount/statmount (unique ids; skipped on a
 // kernel without them) and with /proc/self/mountinfo (the fallback, reused ids).
@@ -506,7 +503,7 @@ INSTANTIATE_TEST_SUITE_P(, ListingComparison, ::testing::Values(true), listing_n
 
 namespace {
 
-using schroot::sys::run;
+using schroot::test::run;
 using schroot::test::TestRoot;
 using schroot::test::trim;
 

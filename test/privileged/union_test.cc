@@ -16,15 +16,11 @@
 
 using schroot::test::path_exists;
 using schroot::test::read_text;
+using schroot::test::run;
 using schroot::test::TestRoot;
 using schroot::test::trim;
 
 namespace {
-
-int run(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 class Union : public ::testing::Test {
  protected:
