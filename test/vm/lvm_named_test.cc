@@ -15,18 +15,12 @@
 
 #include "src/sys/lvm.h"
 #include "test/privileged/harness.h"
+#include "test/vm/vm_env.h"
 
 namespace schroot::test {
 namespace {
 
 namespace lvm = sys::lvm;
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::vector<std::string> named_lvs() {
   std::vector<std::string> names;

@@ -27,18 +27,12 @@
 #include "src/sys/lvm.h"
 #include "src/sys/mount.h"
 #include "test/privileged/harness.h"
+#include "test/vm/vm_env.h"
 
 namespace schroot::test {
 namespace {
 
 namespace lvm = sys::lvm;
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The value of the line `label` of an --info block ("  LABEL   value").
 std::string info_value(const std::string& info, const std::string& label) {

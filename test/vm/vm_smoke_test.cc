@@ -20,14 +20,10 @@
 #include "src/sys/fs.h"
 #include "src/sys/unique_fd.h"
 #include "test/privileged/harness.h"
+#include "test/vm/vm_env.h"
 
 namespace schroot::test {
 namespace {
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
 
 struct ToolRun {
   sys::ExitStatus status;
