@@ -5,8 +5,10 @@
 #include <regex.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "src/chroot_def.h"
 #include "src/config.h"
@@ -60,42 +62,155 @@ void Environment::add(const std::vector<std::string>& name_eq_value) {
   }
 }
 
+// ---- environment-filter regexes -----------------------------------------------
+
+namespace {
+
+// glibc's regcomp copies a repeated atom once per count, nested counts multiply:
+// "((a{999}){999}){999}" takes minutes and gigabytes to compile. A filter names
+// environment variables; no real one comes near this bound, so anything above it is
+// refused before regcomp sees it (the fuzzer found the hang in a session record).
+constexpr unsigned long kMaxExpandedAtoms = 10000;
+
+// The repeat count an interval "{m}", "{m,}" or "{m,n}" starting at p applies (its
+// largest bound, or m+1 when unbounded); p is left after the '}'. 1 when p does not
+// start a well-formed interval (regcomp judges those).
+unsigned long interval_count(const std::string& re, size_t& p) {
+  size_t q = p + 1;
+  auto number = [&](unsigned long& n) {
+    size_t start = q;
+    n = 0;
+    while (q < re.size() && re[q] >= '0' && re[q] <= '9' && q - start < 6) n = n * 10 + (re[q++] - '0');
+    return q > start;
+  };
+  unsigned long low = 0, high = 0;
+  if (!number(low)) return 1;
+  high = low;
+  if (q < re.size() && re[q] == ',') {
+    ++q;
+    if (!number(high)) high = low + 1;
+  }
+  if (q >= re.size() || re[q] != '}') return 1;
+  p = q + 1;
+  return std::max({low, high, 1UL});
+}
+
+// Past a bracket expression starting at p ('['): "[]a]", "[^]a]", "[[:alpha:]]".
+size_t skip_bracket(const std::string& re, size_t p) {
+  size_t q = p + 1;
+  if (q < re.size() && re[q] == '^') ++q;
+  if (q < re.size() && re[q] == ']') ++q;
+  while (q < re.size() && re[q] != ']') {
+    if (re[q] == '[' && q + 1 < re.size() && (re[q + 1] == ':' || re[q + 1] == '.' || re[q + 1] == '=')) {
+      const size_t end = re.find(std::string(1, re[q + 1]) + "]", q + 2);
+      q = end == std::string::npos ? re.size() : end + 2;
+    } else {
+      ++q;
+    }
+  }
+  return q + 1;
+}
+
+// How many atoms regcomp's tree holds once every interval is expanded: each atom
+// counts 1, a group the sum of its parts, a repeat multiplies what it follows.
+// Saturates at kMaxExpandedAtoms + 1.
+unsigned long expanded_atoms(const std::string& re) {
+  auto capped = [](unsigned long v) { return std::min(v, kMaxExpandedAtoms + 1); };
+  std::vector<unsigned long> groups{0};  // running sum per open group
+  std::vector<unsigned long> last{0};    // the last item's count per open group
+  for (size_t p = 0; p < re.size();) {
+    unsigned long item = 1;
+    if (re[p] == '{' && last.back() > 0) {
+      const size_t at = p;
+      const unsigned long times = interval_count(re, p);
+      if (p != at) {
+        const unsigned long grown = capped(last.back() * times);
+        groups.back() = capped(groups.back() - last.back() + grown);
+        last.back() = grown;
+        continue;
+      }
+      // Not an interval: a literal '{', an atom as below.
+    }
+    if (re[p] == '(') {
+      groups.push_back(0);
+      last.push_back(0);
+      ++p;
+      continue;
+    }
+    if (re[p] == ')' && groups.size() > 1) {
+      item = groups.back();
+      groups.pop_back();
+      last.pop_back();
+      ++p;
+    } else if (re[p] == '[') {
+      p = skip_bracket(re, p);
+    } else {
+      p += re[p] == '\\' ? 2 : 1;
+    }
+    groups.back() = capped(groups.back() + item);
+    last.back() = item;
+  }
+  unsigned long total = 0;
+  for (unsigned long g : groups) total = capped(total + g);
+  return total;
+}
+
+// One compiled environment-filter; error() is empty when it compiled.
+class FilterRegex {
+ public:
+  explicit FilterRegex(const std::string& pattern) {
+    if (expanded_atoms(pattern) > kMaxExpandedAtoms) {
+      error_ = "too complex: its repeat counts expand to more than " + std::to_string(kMaxExpandedAtoms) +
+               " elements";
+      return;
+    }
+    const int rc = regcomp(&re_, pattern.c_str(), REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) {
+      compiled_ = true;
+      return;
+    }
+    char buf[256];
+    regerror(rc, &re_, buf, sizeof buf);
+    error_ = buf;
+  }
+  ~FilterRegex() {
+    if (compiled_) regfree(&re_);
+  }
+  FilterRegex(const FilterRegex&) = delete;
+  FilterRegex& operator=(const FilterRegex&) = delete;
+
+  const std::string& error() const { return error_; }
+  bool finds(const std::string& text) const {
+    return compiled_ && regexec(&re_, text.c_str(), 0, nullptr, 0) == 0;
+  }
+
+ private:
+  regex_t re_{};
+  bool compiled_ = false;
+  std::string error_;
+};
+
+}  // namespace
+
 bool regex_finds(const std::string& posix_extended_regex, const std::string& text) {
-  regex_t re;
-  if (regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB) != 0) return false;
-  const bool found = regexec(&re, text.c_str(), 0, nullptr, 0) == 0;
-  regfree(&re);
-  return found;
+  return FilterRegex(posix_extended_regex).finds(text);
 }
 
 std::string Environment::regex_error(const std::string& posix_extended_regex) {
-  regex_t re;
-  int rc = regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB);
-  if (rc == 0) {
-    regfree(&re);
-    return "";
-  }
-  char buf[256];
-  regerror(rc, &re, buf, sizeof buf);
-  return buf;
+  return FilterRegex(posix_extended_regex).error();
 }
 
 void Environment::remove_matching(const std::string& posix_extended_regex) {
   if (posix_extended_regex.empty()) return;
-  regex_t re;
-  int rc = regcomp(&re, posix_extended_regex.c_str(), REG_EXTENDED | REG_NOSUB);
-  if (rc != 0) {
-    char buf[256];
-    regerror(rc, &re, buf, sizeof buf);
-    throw UserError("Invalid environment-filter ‘" + posix_extended_regex + "’: " + buf);
-  }
+  const FilterRegex re(posix_extended_regex);
+  if (!re.error().empty())
+    throw UserError("Invalid environment-filter ‘" + posix_extended_regex + "’: " + re.error());
   for (auto it = vars_.begin(); it != vars_.end();) {
-    if (regexec(&re, it->first.c_str(), 0, nullptr, 0) == 0)
+    if (re.finds(it->first))
       it = vars_.erase(it);
     else
       ++it;
   }
-  regfree(&re);
 }
 
 std::vector<std::string> Environment::to_strings() const {

@@ -41,7 +41,9 @@ class Environment {
   // Throws UserError for an invalid regex.
   void remove_matching(const std::string& posix_extended_regex);
   // The one check of an environment-filter (config and remove_matching use the same
-  // regcomp dialect): empty when valid, else regerror's reason.
+  // regcomp dialect): empty when valid, else regerror's reason, or why it is refused
+  // before regcomp (repeat counts that expand past 10,000 elements: regcomp would take
+  // minutes and gigabytes).
   static std::string regex_error(const std::string& posix_extended_regex);
   std::vector<std::string> to_strings() const;  // sorted "NAME=VALUE"
 

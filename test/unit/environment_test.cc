@@ -88,6 +88,30 @@ TEST(Environment, InvalidFilterIsAUserError) {
   EXPECT_THROW(env.remove_matching("("), UserError);
 }
 
+// glibc's regcomp copies a repeated atom once per count; nested counts multiply.
+// The fuzzer's hang: a session record whose filter took regcomp past 12 s. Each of
+// these expands past 10,000 elements and must be refused before regcomp runs.
+TEST(Environment, FilterWhoseRepeatsExpandTooFarIsRefusedBeforeRegcomp) {
+  for (const char* pattern : {"((a{100}){100}){100}", "(x{1,200}){60}", "([[:alpha:]]{9999}){2}",
+                              "(((((((((((((((a{3}){3}){3}){3}){3}){3}){3}){3}){3}){3}){3}){3}){3}){3}){3})"}) {
+    const std::string why = Environment::regex_error(pattern);
+    EXPECT_NE(why.find("too complex"), std::string::npos) << pattern << ": " << why;
+    Environment env;
+    EXPECT_THROW(env.remove_matching(pattern), UserError) << pattern;
+  }
+}
+
+TEST(Environment, FilterWithModestRepeatsStillCompiles) {
+  for (const char* pattern : {"^(LD_.*|X{2,3})$", "a{9999}", "(ab){50}c{40}", "[{]{5}", "\\{{3}", "{1}", "a{,"}) {
+    const std::string why = Environment::regex_error(pattern);
+    EXPECT_EQ(why.find("too complex"), std::string::npos) << pattern << ": " << why;
+  }
+  Environment env;
+  env.add({"XX=1", "XXXX=2", "LD_A=3"});
+  env.remove_matching("^(LD_.*|X{2,3})$");
+  EXPECT_EQ(env.to_strings(), (std::vector<std::string>{"XXXX=2"}));
+}
+
 TEST(Environment, EnvpIsNullTerminatedAndSurvivesACopy) {
   Environment env;
   env.set("A", "1");
