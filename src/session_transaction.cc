@@ -16,6 +16,7 @@
 #include "src/session_internal.h"
 #include "src/text.h"
 #include "src/sys/backoff.h"
+#include "src/sys/devmapper.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/lvm.h"
@@ -54,19 +55,35 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
 
+// An lvcreate killed before it wrote the VG's metadata leaves the snapshot's
+// device-mapper devices with no LV to remove them with: those are removed by name.
+void remove_orphan_devices(const sys::lvm::LvRef& lv, const SessionRecord& r) {
+  log_debug(r.id + ": " + lv.full() + " is gone; looking for device-mapper devices " + lv.dm_name() + "[-cow]");
+  const sys::devmapper::OrphanCleanup c = sys::devmapper::remove_orphan_snapshot(lv.dm_name());
+  for (const auto& name : c.removed)
+    log_info(r.id + ": removed the device-mapper device " + name + " a killed lvcreate left");
+  if (!c.kept.empty())
+    throw UserError("lvremove " + lv.full() + ": the LV is gone but device-mapper devices a killed lvcreate made " +
+                    "remain: " + join(c.kept, ", ") + "; see dmsetup info, then dmsetup remove them");
+}
+
 // lvremove of the session's snapshot, only if it carries the session's own tag;
-// "already gone" is done.
+// "already gone" is done once no device-mapper device of it is left either.
 void remove_snapshot_lv(const UndoStep& u, const SessionRecord& r) {
   const auto slash = u.name.find('/');
   if (slash == std::string::npos) throw UserError("lvremove " + u.name + ": not a VG/LV name");
   const sys::lvm::LvRef lv{u.name.substr(0, slash), u.name.substr(slash + 1)};
+  sys::lvm::Removal removal;
   try {
-    if (sys::lvm::remove_tagged(lv, u.tag) == sys::lvm::Removal::kNotOurs)
-      log_warning(r.id + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
+    removal = sys::lvm::remove_tagged(lv, u.tag);
   } catch (const std::exception& e) {
     const std::string what = e.what();
     throw UserError(what.rfind("lvremove ", 0) == 0 ? what : "lvremove " + u.name + ": " + what);
   }
+  if (removal == sys::lvm::Removal::kNotOurs)
+    log_warning(r.id + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
+  else if (removal == sys::lvm::Removal::kAlreadyGone)
+    remove_orphan_devices(lv, r);
 }
 
 // Undoes one step that is not a hook. Keeping the data (a remount) leaves the

@@ -128,6 +128,51 @@ SnapshotStatus snapshot_status(const std::string& dm_name) {
   return result;
 }
 
+namespace {
+
+// DM_DEVICE_INFO with the uuid: nullopt when no device has that name.
+struct DeviceInfo {
+  int open_count = 0;
+  std::string uuid;
+};
+std::optional<DeviceInfo> device_info(const std::string& name) {
+  Task t(dm_task_create(DM_DEVICE_INFO));
+  if (!t || !dm_task_set_name(t.get(), name.c_str()) || !dm_task_run(t.get())) return std::nullopt;
+  struct dm_info di;
+  if (!dm_task_get_info(t.get(), &di) || !di.exists) return std::nullopt;
+  const char* uuid = dm_task_get_uuid(t.get());
+  return DeviceInfo{di.open_count, uuid ? uuid : ""};
+}
+
+bool remove_device(const std::string& name) {
+  Task t(dm_task_create(DM_DEVICE_REMOVE));
+  return t && dm_task_set_name(t.get(), name.c_str()) && dm_task_run(t.get());
+}
+
+}  // namespace
+
+OrphanCleanup remove_orphan_snapshot(const std::string& dm_name) {
+  quiet_library();
+  OrphanCleanup result;
+  for (const std::string& name : {dm_name, dm_name + "-cow"}) {
+    const std::optional<DeviceInfo> info = device_info(name);
+    if (!info) continue;
+    if (info->uuid.rfind("LVM-", 0) != 0) {
+      result.kept.push_back(name + " (not made by LVM: uuid ‘" + info->uuid + "’)");
+    } else if (info->open_count > 0) {
+      result.kept.push_back(name + " (open " + std::to_string(info->open_count) + " times)");
+    } else {
+      g_last_error.clear();
+      if (remove_device(name))
+        result.removed.push_back(name);
+      else
+        result.kept.push_back(name + " (DM_DEVICE_REMOVE: " + (g_last_error.empty() ? "failed" : g_last_error) + ")");
+    }
+  }
+  release();
+  return result;
+}
+
 void release() { dm_lib_release(); }
 
 }  // namespace schroot::sys::devmapper

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace schroot::sys::devmapper {
 
@@ -39,6 +40,18 @@ SnapshotStatus parse_status(const std::string& target_type, const std::string& p
 
 // DM_DEVICE_STATUS of the device `dm_name` ("vg0-sid", LvRef::dm_name()).
 SnapshotStatus snapshot_status(const std::string& dm_name);
+
+// A classic snapshot's device-mapper devices left behind by an lvcreate that was killed
+// before it wrote the VG's metadata: `dm_name` (the snapshot target) and `dm_name`-cow
+// (its copy-on-write area). Called only once the LV is known to be absent from the
+// metadata, so no LVM command owns them. Removes each that exists, was made by LVM
+// (uuid "LVM-…") and is not open, the snapshot before its -cow; says what it removed
+// and, in `kept`, what it left and why (open: something still uses it).
+struct OrphanCleanup {
+  std::vector<std::string> removed;
+  std::vector<std::string> kept;
+};
+OrphanCleanup remove_orphan_snapshot(const std::string& dm_name);
 
 // Closes libdevmapper's descriptors (dm_lib_release).
 void release();

@@ -67,6 +67,22 @@ std::string lvm_state() {
   return out;
 }
 
+// The device-mapper devices the kernel has now, by name (dmsetup ls): an lvcreate
+// killed before it wrote the VG's metadata leaves devices no LV names ("vg-r1-cow").
+std::vector<std::string> dm_devices() {
+  std::string out;
+  sys::run_program({"/bin/sh", "-c", "dmsetup ls 2>&1"}, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DM_DISABLE_UDEV=1"},
+                   &out);
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (size_t nl; (nl = out.find('\n', start)) != std::string::npos; start = nl + 1) {
+    const std::string line = out.substr(start, nl - start);
+    if (line.empty() || line == "No devices found") continue;
+    names.push_back(line.substr(0, line.find('\t')));
+  }
+  return names;
+}
+
 class LvmSession : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -88,6 +104,7 @@ class LvmSession : public ::testing::Test {
     if (!thin_.empty())
       conf += "[thin]\ntype=lvm-snapshot\ndevice=" + thin_ + "\nlvm-snapshot-options=\nprofile=minimal\n";
     root_.write_config(conf);
+    dm_before_ = dm_devices();
   }
   void TearDown() override {
     // Whatever a failing test left: sessions first (their mounts), then LVs.
@@ -102,6 +119,7 @@ class LvmSession : public ::testing::Test {
     EXPECT_TRUE(root_.mounts_below_root().empty()) << ::testing::PrintToString(root_.mounts_below_root());
     EXPECT_TRUE(root_.lock_holder_files().empty()) << ::testing::PrintToString(root_.lock_holder_files());
     EXPECT_TRUE(session_lvs().empty()) << ::testing::PrintToString(session_lvs());
+    EXPECT_EQ(dm_devices(), dm_before_) << "device-mapper devices changed\n" << lvm_state();
   }
 
   // What the origin holds now, read through a source: session (its own mount).
@@ -128,6 +146,7 @@ class LvmSession : public ::testing::Test {
 
   TestRoot root_;
   std::string vg_, origin_, thin_;
+  std::vector<std::string> dm_before_;  // dmsetup ls when the test began
 };
 
 TEST_F(LvmSession, ABegunSessionRunsInItsOwnSnapshotWhichItsEndRemoves) {
@@ -241,6 +260,40 @@ TEST_F(LvmSession, AKillAtEveryFailPointOfBeginAndEndLeavesNoLvAfterRecovery) {
   std::printf("lvm fail points: %d SIGKILLs\n", kills);
 }
 
+// What the random kills found: an lvcreate killed after it made the snapshot's COW
+// device but before it wrote the metadata leaves "VG-LV-cow" with no LV. Recovery
+// removes such a device by the recorded name when LVM made it and nothing holds it
+// open, and keeps (and names) one that LVM did not make.
+TEST_F(LvmSession, RecoveryRemovesTheDeviceMapperDevicesAKilledLvcreateLeft) {
+  const std::string dm_name = lvm::LvRef{vg_, lvm::snapshot_lv_name("k1", vg_)}.dm_name();
+  auto dmsetup = [](const std::string& args) {
+    std::string out;
+    const auto st = sys::run_program({"/bin/sh", "-c", "dmsetup " + args + " 2>&1"},
+                                     {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DM_DISABLE_UDEV=1"}, &out);
+    EXPECT_TRUE(st.success()) << "dmsetup " << args << ": " << out;
+  };
+  for (const bool made_by_lvm : {true, false}) {
+    SCOPED_TRACE(made_by_lvm ? "made by LVM" : "not made by LVM");
+    auto r = root_.schroot({"-c", "snap", "-b", "-n", "k1"}, {"SCHROOT_FAIL_AT=begin:written"});
+    ASSERT_EQ(r.status, 128 + SIGKILL) << r.err;
+    const std::string uuid = made_by_lvm ? "LVM-schroottestorphan-cow" : "CRYPT-schroottestorphan";
+    dmsetup("create " + dm_name + "-cow --uuid " + uuid + " --table '0 8 error'");
+    auto rec = root_.schroot({"--verbose", "--recover-session", "-c", "k1"});
+    if (made_by_lvm) {
+      EXPECT_EQ(rec.status, 0) << rec.err;
+      EXPECT_TRUE(contains(rec.err, "removed the device-mapper device " + dm_name + "-cow")) << rec.err;
+      expect_nothing_left();
+    } else {
+      EXPECT_NE(rec.status, 0);
+      EXPECT_TRUE(contains(rec.err, dm_name + "-cow (not made by LVM")) << rec.err;
+      EXPECT_EQ(root_.records(), std::vector<std::string>{"k1"}) << "the record went while a device remained";
+      dmsetup("remove " + dm_name + "-cow");
+      EXPECT_EQ(root_.schroot({"--recover-session", "-c", "k1"}).status, 0);
+      expect_nothing_left();
+    }
+  }
+}
+
 // Kills from outside at random moments of begin and end (SCHROOT_VM_KILLS of them,
 // default 50), each followed by recovery: no LV, record or mount may survive.
 TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
@@ -274,10 +327,12 @@ TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
     const auto lvs = session_lvs();
     const auto records = root_.records();
     const auto mounts = root_.mounts_below_root();
-    leaked += static_cast<int>(lvs.size() + records.size() + mounts.size());
-    EXPECT_TRUE(lvs.empty() && records.empty() && mounts.empty())
+    const auto dm = dm_devices();
+    leaked += static_cast<int>(lvs.size() + records.size() + mounts.size()) + (dm != dm_before_);
+    EXPECT_TRUE(lvs.empty() && records.empty() && mounts.empty() && dm == dm_before_)
         << "round " << rounds << ": LVs " << ::testing::PrintToString(lvs) << " records "
-        << ::testing::PrintToString(records) << " mounts " << ::testing::PrintToString(mounts);
+        << ::testing::PrintToString(records) << " mounts " << ::testing::PrintToString(mounts) << " dm devices "
+        << ::testing::PrintToString(dm) << " (before: " << ::testing::PrintToString(dm_before_) << ")";
   }
   std::printf("lvm random kills: %d SIGKILLs in %d rounds, %d leaked\n", kills, rounds, leaked);
   EXPECT_GE(kills, wanted);
