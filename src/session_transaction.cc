@@ -341,7 +341,12 @@ void SessionTransaction::finish(SessionRecord& r, const ChrootDef& def, const st
 
 void SessionTransaction::end_session(FileLock& lock, SessionRecord& r, const ChrootDef& def, const std::string& status,
                                      const SessionUsers& users, Durability durability) {
-  if (r.state != SessionState::kEnding) write_state(r, SessionState::kEnding, r.broken_reason, Durability::kThrowaway);
+  // "ending" tells recovery to roll a -b session back instead of remounting it. An
+  // automatic session is rolled back in any state once its lock is free (DESIGN §5),
+  // and nobody joins it while we hold that lock: for it the rewrite (a temporary
+  // record, a rename, a manage.lock note) would tell nobody anything.
+  if (r.state != SessionState::kEnding && !r.automatic)
+    write_state(r, SessionState::kEnding, r.broken_reason, Durability::kThrowaway);
   fail_point("end:ending");
   sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
   // Lazy detach only now that the session's processes are gone.
