@@ -16,7 +16,6 @@
 #include "backends/registry.h"
 #include "src/cli.h"
 #include "src/config.h"
-#include "src/doctor.h"
 #include "src/error.h"
 #include "src/text.h"
 #include "src/log.h"
@@ -41,11 +40,7 @@ void print_config_error(const ConfigError& e) {
 std::string version_text() {
   std::string s = "schroot (schroot) " SCHROOT_VERSION "\n"
                   "A chroot session manager compatible with schroot 1.6.\n\n"
-                  "Configured features:\n"
-#ifdef WITH_PAM
-                  "  PAM          Pluggable Authentication Modules\n"
-#endif
-                  "  PERSONALITY  Linux kernel Application Binary Interface switching\n"
+                  "Configured features:\n  PERSONALITY  Linux kernel Application Binary Interface switching\n"
                   "  UNION        Support for filesystem unioning (overlay)\n\n"
                   "Available chroot types:\n ";
   for (const auto& t : backends::supported_types()) s += " " + t;
@@ -355,7 +350,6 @@ int run_app(int argc, char** argv) {
     caller_environment();  // saved, and dropped when setuid, before anything reads it
     use_own_umask();
     const Paths paths = Paths::installed();
-    if (req.action == Action::kDoctor) return doctor(paths, req.verbosity == Verbosity::kQuiet);
     SessionManager sessions(paths, caller_environment());
     // Running in, ending and recovering a session need only its record: chroot.conf,
     // which may have changed or broken since, is never read for them.
