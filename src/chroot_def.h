@@ -82,6 +82,9 @@ struct ChrootDef {
   std::string union_mount_options;
   std::string union_overlay_directory;   // empty = compiled-in default
   std::string union_underlay_directory;  // empty = compiled-in default
+  // union-overlay-tmpfs-size: an automatic session's upper/work on a tmpfs of this size
+  // (tmpfs's size=: "512m", "2g", "25%"); empty = in union-overlay-directory on disk.
+  std::string union_overlay_tmpfs_size;
 
   // Source chroot (source:NAME) access.
   bool source_clone = true;
