@@ -72,6 +72,7 @@ struct ChrootDef {
   std::string mount_options;     // mountable: raw mount(8)-style options
   std::string filesystem_type;   // loopback/block-device: filesystem type, empty = detect
   std::string lvm_snapshot_options;
+  std::string lvm_image_file;    // lvm-snapshot, block-device: the image file holding the VG
   std::string btrfs_source_subvolume, btrfs_snapshot_directory;
   std::string zfs_dataset, zfs_snapshot_options;
   bool custom_session_cloneable = true, custom_session_purgeable = false,

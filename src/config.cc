@@ -52,7 +52,7 @@ const char* const kUnionNames = "none, overlay, overlayfs, aufs, unionfs";
 // Keys some chroot type reads; on another type they are ignored with a warning.
 const std::set<std::string> kTypeKeys = {
     "directory", "location", "file", "device", "mount-options", "filesystem-type",
-    "lvm-snapshot-options", "btrfs-source-subvolume", "btrfs-snapshot-directory",
+    "lvm-snapshot-options", "lvm-image-file", "btrfs-source-subvolume", "btrfs-snapshot-directory",
     "zfs-dataset", "zfs-snapshot-options", "custom-session-cloneable",
     "custom-session-purgeable", "custom-source-cloneable", "union-type",
     "union-mount-options", "union-overlay-directory", "union-underlay-directory",
@@ -461,10 +461,13 @@ void parse_storage(GroupReader& r, ChrootDef& def, KeyOrigin origin) {
       break;
     case ChrootType::kBlockDevice:
       if (auto v = r.path("device", type, true)) def.device = *v;
+      // The source: chroot of an image-backed lvm-snapshot chroot keeps its image.
+      if (auto v = r.path("lvm-image-file", type, false)) def.lvm_image_file = *v;
       parse_mountable(r, def, type);
       break;
     case ChrootType::kLvmSnapshot:
       if (auto v = r.path("device", type, true)) def.device = *v;
+      if (auto v = r.path("lvm-image-file", type, false)) def.lvm_image_file = *v;
       // Required in definitions (schroot 1.6.13 refuses a definition without it).
       if (auto v = r.str("lvm-snapshot-options"))
         def.lvm_snapshot_options = *v;
@@ -1004,10 +1007,12 @@ void storage_keys(const ChrootDef& d, KeyMap& k) {
       break;
     case ChrootType::kBlockDevice:
       k["device"] = d.device;
+      if (!d.lvm_image_file.empty()) k["lvm-image-file"] = d.lvm_image_file;
       break;
     case ChrootType::kLvmSnapshot:
       k["device"] = d.device;
       k["lvm-snapshot-options"] = d.lvm_snapshot_options;
+      if (!d.lvm_image_file.empty()) k["lvm-image-file"] = d.lvm_image_file;
       break;
     case ChrootType::kBtrfsSnapshot:
       k["btrfs-source-subvolume"] = d.btrfs_source_subvolume;
