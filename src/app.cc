@@ -16,6 +16,7 @@
 #include "backends/registry.h"
 #include "src/cli.h"
 #include "src/config.h"
+#include "src/doctor.h"
 #include "src/error.h"
 #include "src/text.h"
 #include "src/log.h"
@@ -350,6 +351,7 @@ int run_app(int argc, char** argv) {
     caller_environment();  // saved, and dropped when setuid, before anything reads it
     use_own_umask();
     const Paths paths = Paths::installed();
+    if (req.action == Action::kDoctor) return doctor(paths, req.verbosity == Verbosity::kQuiet);
     SessionManager sessions(paths, caller_environment());
     // Running in, ending and recovering a session need only its record: chroot.conf,
     // which may have changed or broken since, is never read for them.

@@ -31,7 +31,9 @@ struct OptionGroups {
         ("list,l", "List available chroots")                          //
         ("info,i", "Show information about selected chroots")        //
         ("config", "Dump configuration of selected chroots")         //
-        ("location", "Print location of selected chroots");
+        ("location", "Print location of selected chroots")           //
+        // Not "--check": "--ch", which schroot 1.6 takes for --chroot, would become ambiguous.
+        ("doctor", "Check the configuration and the host; one line per finding");
     general.add_options()                                     //
         ("quiet,q", "Show less output")                       //
         ("verbose,v", "Show more output")                     //
@@ -149,6 +151,7 @@ void select_action(const po::variables_map& vm, Request& r) {
       {"info", Action::kInfo},
       {"config", Action::kConfig},
       {"location", Action::kLocation},
+      {"doctor", Action::kDoctor},
       {"automatic-session", Action::kAutomatic},
       {"begin-session", Action::kBegin},
       {"recover-session", Action::kRecover},
@@ -247,6 +250,8 @@ void check_actions(Request& r) {
     throw UserError("Exactly one chroot must be specified when beginning a session");
   if (r.is_snapshot_action() && (r.chroots.size() != 1 || r.any_all()))
     throw UserError("Exactly one chroot must be specified for a snapshot action");
+  if (r.action == Action::kDoctor && (!r.chroots.empty() || r.any_all() || !r.command.empty()))
+    throw UserError("--doctor checks every chroot: it takes no chroot selection and no command");
   if (r.is_snapshot_action() && !r.command.empty())
     throw UserError("A command may not be given with a snapshot action");
   if (r.action == Action::kAutomatic) {

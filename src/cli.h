@@ -28,6 +28,8 @@ enum class Action {
   kSnapshotList,
   kSnapshotRestore,
   kSnapshotDelete,
+  // --doctor: checks the configuration and the host (src/doctor.h).
+  kDoctor,
 };
 
 // The command line: the action, which chroots or sessions it selects, how to report,

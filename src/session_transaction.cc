@@ -19,6 +19,7 @@
 #include "src/fault.h"
 #include "src/hooks.h"
 #include "src/log.h"
+#include "src/progress_line.h"
 #include "src/session.h"
 #include "src/session_internal.h"
 #include "src/text.h"
@@ -94,7 +95,8 @@ void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, c
       break;
     case UndoStep::Op::kRemoveTree:
       if (keep_data) break;
-      sys::remove_tree(u.path);
+      // An overlay's upper dir may hold gigabytes: a progress line on a terminal.
+      remove_tree_showing_progress(u.path);
       break;
     case UndoStep::Op::kLvRemove:
       // A remount keeps the snapshot: it holds the session's data. Otherwise the tree
