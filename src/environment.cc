@@ -299,16 +299,26 @@ constexpr const char* kUserPath = "/usr/local/bin:/usr/bin:/bin";
 
 }  // namespace
 
+Environment login_environment(const UserInfo& target, char** caller_env) {
+  Environment caller;
+  caller.add_from_envp(caller_env);
+  Environment env;
+  env.set("PATH", target.uid == 0 ? kRootPath : kUserPath);
+  env.set("HOME", target.home.empty() ? "/" : target.home);
+  env.set("LOGNAME", target.name);
+  env.set("USER", target.name);
+  if (auto term = caller.get("TERM")) env.set("TERM", *term);
+  return env;
+}
+
 Environment command_environment(const CommandEnvInput& in) {
   Environment caller;
   caller.add_from_envp(in.caller_env);
 
-  Environment env;
-  env.set("PATH", in.target.uid == 0 ? kRootPath : kUserPath);
-  env.set("HOME", in.target.home.empty() ? "/" : in.target.home);
-  env.set("LOGNAME", in.target.name);
-  env.set("USER", in.target.name);
-  if (auto term = caller.get("TERM")) env.set("TERM", *term);
+  Environment env = login_environment(in.target, in.caller_env);
+  // PAM's environment is the base (schroot 1.6): its session modules may set or
+  // replace variables; the shell chosen for this run stays ours.
+  env.add(in.pam_env);
   env.set("SHELL", in.shell.empty() ? in.target.shell : in.shell);
 
   if (in.preserve) {

@@ -78,10 +78,16 @@ struct CommandEnvInput {
   std::string shell;                 // shell chosen for SHELL= (empty: target's shell)
   std::vector<std::string> command;  // for SCHROOT_COMMAND (space-joined)
   std::string chroot_name, alias_name, session_id;
+  // PAM's environment (pam_getenvlist: login_environment as PAM was given it, and what
+  // its session modules set); empty without PAM.
+  std::vector<std::string> pam_env;
 };
-// Minimal login environment (PATH by target uid, HOME, LOGNAME, USER, SHELL, TERM if
-// the caller has it); with preserve, the caller's variables on top, except PATH when
-// the target is root; then the filter; then the SCHROOT_* variables.
+// The login environment schroot 1.6 gives PAM: PATH by target uid, HOME, LOGNAME,
+// USER, and TERM if the caller has it.
+Environment login_environment(const UserInfo& target, char** caller_env);
+// Minimal login environment (login_environment and SHELL), PAM's environment on top;
+// with preserve, the caller's variables on top, except PATH when the target is root;
+// then the filter; then the SCHROOT_* variables.
 Environment command_environment(const CommandEnvInput& in);
 
 // Facts for the setup.d environment.

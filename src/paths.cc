@@ -4,6 +4,14 @@
 #error "SCHROOT_SYSCONF_DIR must be defined by the build"
 #endif
 
+// Only the test build defines SCHROOT_PAM_CONFDIR (paths.h says why).
+#ifndef SCHROOT_PAM_CONFDIR
+#define SCHROOT_PAM_CONFDIR ""
+#endif
+#ifndef SCHROOT_SYSLOG_SOCKET
+#define SCHROOT_SYSLOG_SOCKET "/dev/log"
+#endif
+
 namespace schroot {
 
 static Paths make(const std::string& sysconf, const std::string& state, const std::string& run,
@@ -21,12 +29,18 @@ static Paths make(const std::string& sysconf, const std::string& state, const st
 }
 
 Paths Paths::installed() {
-  return make(SCHROOT_SYSCONF_DIR, SCHROOT_STATE_DIR, SCHROOT_RUN_DIR, SCHROOT_DATA_DIR);
+  Paths p = make(SCHROOT_SYSCONF_DIR, SCHROOT_STATE_DIR, SCHROOT_RUN_DIR, SCHROOT_DATA_DIR);
+  p.pam_confdir = SCHROOT_PAM_CONFDIR;
+  p.syslog_socket = SCHROOT_SYSLOG_SOCKET;
+  return p;
 }
 
 Paths Paths::under(const std::string& root) {
-  return make(root + "/etc/schroot", root + "/var/lib/schroot", root + "/run/schroot",
-              root + "/usr/share/schroot");
+  Paths p = make(root + "/etc/schroot", root + "/var/lib/schroot", root + "/run/schroot",
+                 root + "/usr/share/schroot");
+  p.pam_confdir = root + "/etc/pam.d";
+  p.syslog_socket = root + "/dev/log";
+  return p;
 }
 
 }  // namespace schroot

@@ -18,6 +18,13 @@ struct Paths {
   std::string mount_dir;     // $runstatedir/schroot/mount: session mount points
   std::string lock_dir;      // $runstatedir/schroot/lock: manage.lock and session locks
   std::string data_dir;      // $datadir/schroot: setup/common-* for hooks written for 1.6
+  // PAM's configuration directory: empty (the system's /etc/pam.d) for the installed
+  // binary. The test build compiles in its own (test/root/etc/pam.d) so that its PAM
+  // stacks are the tests', never the host's; a compiled-in path, not a variable:
+  // anything the environment could set would let any user of a setuid binary pick a
+  // pam_permit stack.
+  std::string pam_confdir;
+  std::string syslog_socket;  // /dev/log; the test build's own socket below test/root
 
   std::string chroot_conf() const { return sysconf_dir + "/chroot.conf"; }
   std::string schroot_conf() const { return sysconf_dir + "/schroot.conf"; }

@@ -109,6 +109,7 @@ Launch plan_launch(const RunSpec& s, char** caller_env, const std::string& shell
   in.chroot_name = s.chroot_name;
   in.alias_name = s.alias_name;
   in.session_id = s.session_id;
+  in.pam_env = s.pam_env;
   in.shell = shell;
   env = command_environment(in);
 

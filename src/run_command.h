@@ -26,6 +26,7 @@ struct RunSpec {
   std::string environment_filter;
   std::string personality = "undefined";
   std::string chroot_name, alias_name, session_id;
+  std::vector<std::string> pam_env;  // the PAM session's environment: the command's base
 };
 
 int run_in_chroot(const RunSpec& spec, char** caller_env);

@@ -8,6 +8,7 @@
 
 #include "src/config.h"
 #include "src/error.h"
+#include "src/log.h"
 
 namespace schroot {
 
@@ -16,6 +17,8 @@ namespace {
 bool contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 bool in_groups(const std::vector<std::string>& groups) {
   std::vector<gid_t> mine(static_cast<size_t>(std::max(0, ::getgroups(0, nullptr))));
@@ -35,17 +38,53 @@ UserInfo target_user(const SessionRequest& req, const UserInfo& caller) {
   return req.user.empty() ? caller : lookup_user(req.user);
 }
 
-// Where 1.6 would ask PAM for a password we refuse: PAM is not supported yet.
-void check_access(const std::string& shown, const ChrootDef& def, const UserInfo& caller, const UserInfo& target) {
-  if (caller.uid == 0) return;
+Authentication access_needs(const std::string& shown, const ChrootDef& def, const UserInfo& caller,
+                            const UserInfo& target) {
   const bool user_ok = contains(def.users, caller.name) || in_groups(def.groups);
   const bool root_ok = is_root_member(def, caller);
-  if ((user_ok || root_ok) && target.uid == caller.uid) return;
-  if (root_ok && target.uid == 0) return;
-  if (user_ok)
-    throw UserError(shown + ": switching to user ‘" + target.name +
-                    "’ needs authentication, which this schroot does not support yet (no PAM)");
+  if ((user_ok || root_ok) && target.uid == caller.uid) return Authentication::kNone;
+  if (root_ok && target.uid == 0) return Authentication::kNone;
+  if (user_ok || caller.uid == 0) return Authentication::kPassword;
   throw UserError(shown + ": Access not authorised\nI: You do not have permission to access the schroot service.");
+}
+
+void check_access(const std::string& shown, const ChrootDef& def, const UserInfo& caller, const UserInfo& target) {
+  if (access_needs(shown, def, caller, target) == Authentication::kPassword && caller.uid != 0)
+    throw UserError(shown + ": switching to user ‘" + target.name + "’ needs authentication, which this action does "
+                    "not ask for");
+}
+
+PamSession authorise(const std::string& shown, const ChrootDef& def, const UserInfo& caller, const UserInfo& target,
+                     const Paths& paths, char** caller_env) {
+  try {
+    const Authentication needs = access_needs(shown, def, caller, target);
+    PamSession pam({target.name, caller.name, paths.pam_confdir});
+    if (needs == Authentication::kPassword) pam.authenticate();
+    pam.put_environment(login_environment(target, caller_env).to_strings());
+    pam.check_account();
+    pam.establish_credentials();
+    return pam;
+  } catch (const std::exception& e) {
+    // schroot 1.6's "ruser->user" form, for whoever audits refusals.
+    log_syslog(paths.syslog_socket, true, "[" + def.name + " chroot] (" + caller.name + "->" + target.name + ") uid " +
+                         std::to_string(caller.uid) + " refused: " + first_line(e.what()));
+    throw;
+  }
+}
+
+int run_in_pam_session(PamSession& pam, RunSpec& spec, char** caller_env) {
+  pam.open_session();
+  spec.pam_env = pam.environment();
+  const int status = run_in_chroot(spec, caller_env);
+  pam.close_session();
+  return status;
+}
+
+void log_session_event(const Paths& paths, const SessionEvent& e, bool failed, const std::string& result) {
+  log_syslog(paths.syslog_socket, failed,
+             e.what + " session " + (e.id.empty() ? "(none)" : e.id) + " of chroot " + e.chroot + " by " +
+                 e.caller.name + " (uid " + std::to_string(e.caller.uid) + ") as " + e.target.name + ": " +
+                 (failed ? "failed: " : "") + first_line(result));
 }
 
 bool is_root_member(const ChrootDef& def, const UserInfo& caller) {

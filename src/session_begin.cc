@@ -15,6 +15,7 @@
 #include "src/fault.h"
 #include "src/hooks.h"
 #include "src/log.h"
+#include "src/pam.h"
 #include "src/session.h"
 #include "src/session_access.h"
 #include "src/session_internal.h"
@@ -141,13 +142,13 @@ void build_or_roll_back(SessionTransaction& tx, SessionRecord& r, SessionBuild& 
   }
 }
 
-Begun start_session(SessionTransaction& tx, const Paths& paths, const ChrootSet::Found& found,
+// `authorised` is session_definition(found), which the caller has authorised.
+Begun start_session(SessionTransaction& tx, const Paths& paths, const ChrootSet::Found& found, ChrootDef authorised,
                     const SessionRequest& req, Kind kind) {
   tx.signals().hold();
   const auto& [target, caller] = tx.users();
-  Begun b{{}, session_definition(found)};
+  Begun b{{}, std::move(authorised)};
   ChrootDef& def = b.def;
-  check_access(def.name, def, caller, target);
   apply_options(def, req, caller, target);
   auto backend = backends::make_backend(def, found.ns == Namespace::kSource);
   SessionRecord& r = b.record;
@@ -165,55 +166,50 @@ Begun start_session(SessionTransaction& tx, const Paths& paths, const ChrootSet:
   return b;
 }
 
-}  // namespace
-
-std::string SessionManager::begin(const ChrootSet::Found& chroot, const SessionRequest& req,
-                                  const std::function<bool(const std::string&)>& announce) {
-  const UserInfo caller = lookup_uid(::getuid());
-  SessionTransaction tx(paths_, {target_user(req, caller), caller}, Durability::kDurable);
-  Begun b = start_session(tx, paths_, chroot, req, Kind::kBegun);
-  // Signals are still held: either the caller learns the id, or the session is
-  // rolled back. Never an active session that nobody knows about.
-  if (tx.signals().pending() || !announce(b.record.id)) {
-    tx.finish(b.record, b.def, "fail");
-    throw UserError(b.def.name +
-                    (tx.signals().pending() ? ": interrupted by a signal" : ": the session id could not be written") +
-                    "; the session was rolled back");
+// The command of an automatic session, inside the PAM session, with the terminal's
+// signals (schroot forwards SIGTERM/SIGHUP); its exit status, 1 if it never ran.
+int run_automatic_command(SessionTransaction& tx, const Begun& b, RunSpec& spec, PamSession& pam,
+                          char** caller_env) {
+  if (tx.signals().pending()) {
+    log_error(b.def.name + ": interrupted by a signal before the command ran");
+    return 1;
   }
-  tx.signals().discard_pending();  // the id is out: the session stands
-  return b.record.id;
+  int status = 1;
+  tx.signals().lift();
+  try {
+    // What the command leaves running is reparented to us and ended with it.
+    sys::become_subreaper();
+    status = run_in_pam_session(pam, spec, caller_env);
+  } catch (const std::exception& e) {
+    log_error(e.what());
+  }
+  tx.signals().hold();
+  return status;
 }
 
-int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionRequest& req) {
-  // A private mount namespace: if this process dies, the kernel drops every mount
-  // with it; the record (marked automatic) lets recovery remove what outlives it.
-  if (::unshare(CLONE_NEWNS) != 0) throw SystemError("unshare", "mount namespace", errno);
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
-    throw SystemError("make / a slave mount", "/", errno);
-  const UserInfo caller = lookup_uid(::getuid());
-  const UserInfo target = target_user(req, caller);
-  SessionTransaction tx(paths_, {target, caller}, Durability::kThrowaway);
-  Begun b = start_session(tx, paths_, chroot, req, Kind::kAutomatic);
+// What automatic() resolved and authorised before the session begins.
+struct Automatic {
+  const Paths& paths;
+  char** caller_env;
+  const ChrootSet::Found& chroot;
+  const SessionRequest& req;
+  SessionUsers users;
+  PamSession& pam;
+};
+
+// An automatic session, once authorised: begin, the command, end; its exit status.
+// `id` is the session's as soon as it has one.
+int automatic_session(const Automatic& a, ChrootDef def, std::string& id) {
+  const auto& [target, caller] = a.users;
+  SessionTransaction tx(a.paths, a.users, Durability::kThrowaway);
+  Begun b = start_session(tx, a.paths, a.chroot, std::move(def), a.req, Kind::kAutomatic);
   SessionRecord& r = b.record;
-  RunSpec spec = run_spec(r.path, b.def, req, caller, target, r.selected_name, r.id);
+  id = r.id;
+  RunSpec spec = run_spec(r.path, b.def, a.req, caller, target, r.selected_name, r.id);
   // Shared while the command runs: the user's other schroot -r may join the session
   // (through this process's mount namespace), as in schroot 1.6.
   tx.session_lock().downgrade_to_shared();
-  int status = 1;
-  if (tx.signals().pending()) {
-    log_error(b.def.name + ": interrupted by a signal before the command ran");
-  } else {
-    // The command gets the terminal's signals; schroot forwards SIGTERM/SIGHUP.
-    tx.signals().lift();
-    try {
-      // What the command leaves running is reparented to us and ended with it.
-      sys::become_subreaper();
-      status = run_in_chroot(spec, caller_env_);
-    } catch (const std::exception& e) {
-      log_error(e.what());
-    }
-    tx.signals().hold();
-  }
+  const int status = run_automatic_command(tx, b, spec, a.pam, a.caller_env);
   if (int left = sys::end_descendants(kKillGrace))
     log_info(r.id + ": ended " + std::to_string(left) + " process(es) the command left running");
   fail_point("automatic:ran");
@@ -225,11 +221,64 @@ int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionReque
     tx.session_lock().upgrade_to_exclusive(seconds(std::max(b.def.session_lock_timeout, 5)), "session " + r.id);
   }
   // An -e of ours may have ended the session while we waited for it.
-  if (RecordStore(paths_).exists(r.id)) tx.finish(r, b.def, "ok");
+  if (RecordStore(a.paths).exists(r.id)) tx.finish(r, b.def, "ok");
   // The session is gone and the command's status known: a signal that came during
   // the teardown must not replace that status with its own.
   tx.signals().discard_pending();
   return status;
+}
+
+}  // namespace
+
+std::string SessionManager::begin(const ChrootSet::Found& chroot, const SessionRequest& req,
+                                  const std::function<bool(const std::string&)>& announce) {
+  const UserInfo caller = lookup_uid(::getuid());
+  const UserInfo target = target_user(req, caller);
+  ChrootDef def = session_definition(chroot);
+  // PAM before the transaction holds signals: ^C must reach a password prompt.
+  PamSession pam = authorise(def.name, def, caller, target, paths_, caller_env_);
+  const std::string chroot_name = def.name;
+  try {
+    SessionTransaction tx(paths_, {target, caller}, Durability::kDurable);
+    Begun b = start_session(tx, paths_, chroot, std::move(def), req, Kind::kBegun);
+    // Signals are still held: either the caller learns the id, or the session is
+    // rolled back. Never an active session that nobody knows about.
+    if (tx.signals().pending() || !announce(b.record.id)) {
+      tx.finish(b.record, b.def, "fail");
+      throw UserError(b.def.name +
+                      (tx.signals().pending() ? ": interrupted by a signal" : ": the session id could not be written") +
+                      "; the session was rolled back");
+    }
+    tx.signals().discard_pending();  // the id is out: the session stands
+    log_session_event(paths_, {"begin", b.record.id, chroot_name, caller, target}, false, "ok");
+    return b.record.id;
+  } catch (const std::exception& e) {
+    log_session_event(paths_, {"begin", req.session_name, chroot_name, caller, target}, true, e.what());
+    throw;
+  }
+}
+
+int SessionManager::automatic(const ChrootSet::Found& chroot, const SessionRequest& req) {
+  // A private mount namespace: if this process dies, the kernel drops every mount
+  // with it; the record (marked automatic) lets recovery remove what outlives it.
+  if (::unshare(CLONE_NEWNS) != 0) throw SystemError("unshare", "mount namespace", errno);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+    throw SystemError("make / a slave mount", "/", errno);
+  const UserInfo caller = lookup_uid(::getuid());
+  const UserInfo target = target_user(req, caller);
+  ChrootDef def = session_definition(chroot);
+  PamSession pam = authorise(def.name, def, caller, target, paths_, caller_env_);
+  const std::string chroot_name = def.name;
+  std::string id = req.session_name;
+  try {
+    const int status = automatic_session({paths_, caller_env_, chroot, req, {target, caller}, pam}, std::move(def), id);
+    log_session_event(paths_, {"automatic", id, chroot_name, caller, target}, false,
+                      "ok (the command's exit status " + std::to_string(status) + ")");
+    return status;
+  } catch (const std::exception& e) {
+    log_session_event(paths_, {"automatic", id, chroot_name, caller, target}, true, e.what());
+    throw;
+  }
 }
 
 }  // namespace schroot

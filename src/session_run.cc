@@ -38,16 +38,17 @@ int SessionManager::run_plain(const ChrootSet::Found& found, const SessionReques
   const ChrootDef& def = *found.def;
   const UserInfo caller = lookup_uid(::getuid());
   const UserInfo target = target_user(req, caller);
-  check_access(def.name, def, caller, target);
+  PamSession pam = authorise(def.name, def, caller, target, paths_, caller_env_);
   RunSpec spec = run_spec(def.directory, def, req, caller, target, found.selected, "");
-  return run_in_chroot(spec, caller_env_);
+  return run_in_pam_session(pam, spec, caller_env_);
 }
 
 int SessionManager::run(const std::string& id, const SessionRequest& req) {
   auto [r, caller, def, timeout] = open_owned(RecordStore(paths_), id, req);
   ensure_session_dirs(paths_);  // the run dir may be new (a reboot): every verb makes what it needs
   const UserInfo target = target_user(req, caller);
-  check_access(id, def, caller, target);
+  // PAM before the lock: a password prompt must not keep -e waiting.
+  PamSession pam = authorise(id, def, caller, target, paths_, caller_env_);
   // Shared: other -r may run beside us; -e and -b wait until we are done.
   FileLock lock = FileLock::acquire(session_lock_path(paths_, id), LockMode::kShared, seconds(timeout), "session " + id);
   r = RecordStore(paths_).read(id);  // it may have changed while we waited
@@ -60,6 +61,15 @@ int SessionManager::run(const std::string& id, const SessionRequest& req) {
   // An overflowed snapshot would only give the command I/O errors.
   backends::check_session_usable(id, r.keys);
   RunSpec spec = run_spec(r.path, def, req, caller, target, r.selected_name, r.id);
+  // The root of a session schroot 1.6 began lies below its mount location when the
+  // chroot has a location=: resolved inside the mounted tree, which the chroot's
+  // owner controls, so that no link there leads the chroot out of it.
+  sys::UniqueFd below;
+  if (r.path != r.mount_location) {
+    below = sys::resolve_in_root(sys::open_path(r.mount_location).get(), r.path.substr(r.mount_location.size()),
+                                 O_PATH | O_DIRECTORY);
+    spec.root = "/proc/self/fd/" + std::to_string(below.get());
+  }
   // An automatic session's mounts exist only in its process's mount namespace. That
   // process is joined only as recorded: the pid alone may be anybody's by now (a
   // user's own namespace, with a forged /etc/group in it), so a session whose process
@@ -73,7 +83,7 @@ int SessionManager::run(const std::string& id, const SessionRequest& req) {
                       " to remove it");
     spec.mount_ns_fd = mount_ns.get();
   }
-  return run_in_chroot(spec, caller_env_);
+  return run_in_pam_session(pam, spec, caller_env_);
 }
 
 }  // namespace schroot

@@ -99,14 +99,7 @@ TEST_F(Access, ListedUserRunsAsThemselves) {
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 
-TEST_F(Access, ListedUserCannotBecomeRootWithoutRootUsers) {
-  config("users=nobody\n");
-
-  auto r = as_nobody({"-c", "bb", "-u", "root", "-d", "/", "--", "id", "-u"});
-
-  EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("authentication"), std::string::npos) << r.err;
-}
+// A listed user switching to root without root-users: pam_test.cc (PAM authenticates).
 
 TEST_F(Access, RootUsersMayRunAsRoot) {
   config("root-users=nobody\n");

@@ -88,6 +88,8 @@ TestRoot::TestRoot() {
                         "/run/schroot", "/srv"})
     mkdirs(root() + d);
   write_profile("minimal", "proc /proc proc defaults 0 0\n", "", "passwd\ngroup\n");
+  mkdirs(SCHROOT_PAM_CONFDIR);
+  write_pam_stack(kTestPamStack);
 }
 
 TestRoot::~TestRoot() {
@@ -162,6 +164,10 @@ void TestRoot::write_profile(const std::string& name, const std::string& fstab, 
 
 void TestRoot::add_hook(const std::string& name, const std::string& script) {
   write_file(sysconf() + "/setup.d/" + name, script, 0755);
+}
+
+void TestRoot::write_pam_stack(const std::string& stack) {
+  write_file(std::string(SCHROOT_PAM_CONFDIR) + "/schroot", stack);
 }
 
 RunResult TestRoot::schroot(const std::vector<std::string>& args, const std::vector<std::string>& env,

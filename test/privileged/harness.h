@@ -43,6 +43,9 @@ class TestRoot {
   void write_profile(const std::string& name, const std::string& fstab, const std::string& copyfiles,
                      const std::string& nssdatabases);
   void add_hook(const std::string& name, const std::string& script);
+  // ROOT/etc/pam.d/schroot, the PAM stack of the schroot under test (compiled in:
+  // SCHROOT_PAM_CONFDIR). Every TestRoot starts with kTestPamStack.
+  void write_pam_stack(const std::string& stack);
 
   // Runs the schroot under test with args; extra environment NAME=VALUE appended.
   RunResult schroot(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
@@ -54,6 +57,15 @@ class TestRoot {
   std::vector<std::string> union_dirs() const;
   std::vector<std::string> lock_holder_files() const;
 };
+
+// The PAM stack every TestRoot starts with, shaped like Debian's (root passes by
+// pam_rootok) with nothing of the host's: a password is never accepted, accounts and
+// sessions always are.
+constexpr char kTestPamStack[] =
+    "auth     sufficient pam_rootok.so\n"
+    "auth     required   pam_deny.so\n"
+    "account  required   pam_permit.so\n"
+    "session  required   pam_permit.so\n";
 
 // The unprivileged user the access and attack tests act as: nobody, in its group.
 struct TestUser {

@@ -136,6 +136,10 @@ class Engine : public ::testing::Test {
     root_ = mkdtemp(tmpl);
     paths_ = Paths::under(root_);
     ensure_session_dirs(paths_);
+    // The verbs go through PAM: a stack of the test's own (ROOT/etc/pam.d), never the host's.
+    fs::create_directories(paths_.pam_confdir);
+    std::ofstream(paths_.pam_confdir + "/schroot")
+        << "auth required pam_permit.so\naccount required pam_permit.so\nsession required pam_permit.so\n";
     me_ = lookup_uid(::getuid());
   }
   void TearDown() override { fs::remove_all(root_); }
