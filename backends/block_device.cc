@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "backends/lvm_image.h"
 #include "backends/mountable.h"
 #include "src/error.h"
 
@@ -21,7 +22,11 @@ namespace {
 
 class BlockDeviceBackend : public SourceBackend {
  public:
-  void plan_device(SessionContext&, std::vector<UndoStep>&) const override {}
+  // The source: chroot of an image-backed lvm-snapshot chroot uses the image as its
+  // snapshot sessions do (lvm_image.h).
+  void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override {
+    if (!ctx.def.lvm_image_file.empty()) plan_image_use(ctx, image_origin(ctx.def).vg, undo);
+  }
 
   void plan_mount(const SessionContext&, const std::string& target,
                   std::vector<UndoStep>& undo) const override {
@@ -29,6 +34,7 @@ class BlockDeviceBackend : public SourceBackend {
   }
 
   void attach_device(SessionContext& ctx) const override {
+    if (!ctx.def.lvm_image_file.empty()) acquire_image(ctx, image_origin(ctx.def).vg);
     check_block_device(ctx.def.name, ctx.def.device);
     ctx.mount_device = ctx.def.device;
   }

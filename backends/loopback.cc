@@ -17,22 +17,18 @@
 
 namespace schroot::backends {
 
-namespace {
-// A union's lower layer is never written; a source: session writes the image.
-bool attach_read_only(const SessionContext& ctx) { return ctx.def.is_union() && !ctx.source_session; }
-
 // The image, opened once: the undo step's dev/ino and the loop device are of this very
 // file, whatever its path names later. It must be a root-owned regular file nobody else
 // can write (schroot 1.6's check at session start): otherwise any user could swap the
 // chroot's contents. O_PATH first, so nothing but a regular file (not a FIFO, not a
 // device a symlink names) is ever really opened; the same inode is then reopened through
 // /proc/self/fd for reading (and writing).
-sys::UniqueFd open_image(const ChrootDef& def, bool read_only) {
-  const std::string shown = def.name + ": image file ‘" + def.file + "’";
-  sys::UniqueFd path_fd(::open(def.file.c_str(), O_PATH | O_CLOEXEC));
+sys::UniqueFd open_image_file(const std::string& chroot, const std::string& file, bool read_only) {
+  const std::string shown = chroot + ": image file ‘" + file + "’";
+  sys::UniqueFd path_fd(::open(file.c_str(), O_PATH | O_CLOEXEC));
   if (!path_fd) throw UserError(shown + ": " + std::strerror(errno));
   struct stat st;
-  if (::fstat(path_fd.get(), &st) != 0) throw SystemError("stat", def.file, errno);
+  if (::fstat(path_fd.get(), &st) != 0) throw SystemError("stat", file, errno);
   if (!S_ISREG(st.st_mode)) throw UserError(shown + " is not a regular file");
   if (st.st_uid != 0) throw UserError(shown + " is not owned by root");
   if (st.st_mode & S_IWOTH) throw UserError(shown + " is writable by others");
@@ -41,9 +37,15 @@ sys::UniqueFd open_image(const ChrootDef& def, bool read_only) {
   if (!fd && !read_only && (errno == EROFS || errno == EACCES))
     throw UserError(shown + " cannot be opened read-write: " + std::strerror(errno) +
                     " (a read-only image can be the read-only lower layer of a union: union-type=overlay)");
-  if (!fd) throw SystemError("open", def.file, errno);
+  if (!fd) throw SystemError("open", file, errno);
   return fd;
 }
+
+namespace {
+// A union's lower layer is never written; a source: session writes the image.
+bool attach_read_only(const SessionContext& ctx) { return ctx.def.is_union() && !ctx.source_session; }
+
+sys::UniqueFd open_image(const ChrootDef& def, bool read_only) { return open_image_file(def.name, def.file, read_only); }
 
 // What a loopback session holds between its stages. The image is opened once by
 // plan_device, so that the undo step's dev/ino and the attached loop device are of this

@@ -7,11 +7,17 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "backends/backend.h"
+#include "src/sys/unique_fd.h"
 
 namespace schroot::backends {
 
 std::unique_ptr<SourceBackend> make_loopback_backend();
+
+// Opens an image file for a loop device (O_RDWR, or O_RDONLY), refusing one that is
+// not a regular file, not owned by root or writable by others; errors name `chroot`.
+sys::UniqueFd open_image_file(const std::string& chroot, const std::string& file, bool read_only);
 
 }  // namespace schroot::backends

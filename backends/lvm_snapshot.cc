@@ -6,9 +6,12 @@
 #include <cstdio>
 #include <cstring>
 
+#include "backends/lvm_image.h"
 #include "backends/mountable.h"
 #include "src/error.h"
 #include "src/fault.h"
+#include "src/log.h"
+#include "src/text.h"
 #include "src/sys/devmapper.h"
 #include "src/sys/lvm.h"
 
@@ -66,6 +69,43 @@ std::string percent(double p) {
   return buf;
 }
 
+// An lvcreate killed before it wrote the VG's metadata leaves the snapshot's
+// device-mapper devices with no LV to remove them with: those are removed by name.
+void remove_orphan_devices(const lvm::LvRef& lv, const std::string& session) {
+  log_debug(session + ": " + lv.full() + " is gone; looking for device-mapper devices " + lv.dm_name() + "[-cow]");
+  const dm::OrphanCleanup c = dm::remove_orphan_snapshot(lv.dm_name());
+  for (const auto& name : c.removed)
+    log_info(session + ": removed the device-mapper device " + name + " a killed lvcreate left");
+  if (!c.kept.empty())
+    throw UserError("lvremove " + lv.full() + ": the LV is gone but device-mapper devices a killed lvcreate made " +
+                    "remain: " + join(c.kept, ", ") + "; see dmsetup info, then dmsetup remove them");
+}
+
+// The snapshot a session will have: its name (from the session id) and its own tag.
+lvm::SnapshotSpec named_snapshot(const SessionContext& ctx, const lvm::LvRef& origin) {
+  lvm::SnapshotSpec spec;
+  spec.origin = origin;
+  spec.name = lvm::snapshot_lv_name(ctx.id, origin.vg);
+  spec.tags = {lvm::kSessionTag, lvm::session_tag(lvm::new_token())};
+  return spec;
+}
+
+// The undo step that removes exactly that snapshot (by name, only with its own tag),
+// planned before it is made: a crash after lvcreate leaves an LV the record names.
+UndoStep removal_of(const lvm::SnapshotSpec& spec) {
+  return UndoStep::remove_lv(spec.origin.vg, spec.name, spec.tags.back(), "00device");
+}
+
+// What the origin decides: the checked lvm-snapshot-options, and thin or classic.
+void complete_spec(const ChrootDef& def, const lvm::LvInfo& origin, lvm::SnapshotSpec& spec) {
+  const lvm::SnapshotOptions opts = lvm::parse_snapshot_options(def.lvm_snapshot_options, def.name, origin.ref, def.device);
+  if (!origin.thin() && !opts.has_size)
+    throw UserError(def.name + ": lvm-snapshot-options: a snapshot of ‘" + def.device +
+                    "’ (not a thin volume) needs a size for its copy-on-write area: add --size (e.g. --size 2G)");
+  spec.options = opts.words;
+  spec.thin = origin.thin() && !opts.has_size;
+}
+
 }  // namespace
 
 namespace {
@@ -81,21 +121,22 @@ class LvmSnapshotBackend : public SourceBackend {
     if (auto why = dm_unavailable_())
       throw UserError(def.name + ": lvm-snapshot needs the kernel's device-mapper, which is not available (" + *why +
                       "; load the dm-mod and dm-snapshot modules)");
-    const lvm::LvInfo origin = for_chroot(def.name, [&] { return lvm::describe(def.device); });
-    const lvm::SnapshotOptions opts = lvm::parse_snapshot_options(def.lvm_snapshot_options, def.name, origin.ref, def.device);
-    if (!origin.thin() && !opts.has_size)
-      throw UserError(def.name + ": lvm-snapshot-options: a snapshot of ‘" + def.device +
-                      "’ (not a thin volume) needs a size for its copy-on-write area: add --size (e.g. --size 2G)");
-    lvm::SnapshotSpec spec;
-    spec.origin = origin.ref;
-    spec.name = lvm::snapshot_lv_name(ctx.id, origin.ref.vg);
-    const std::string own_tag = lvm::session_tag(lvm::new_token());
-    spec.tags = {lvm::kSessionTag, own_tag};
-    spec.options = opts.words;
-    spec.thin = origin.thin() && !opts.has_size;
-    // Planned before it is made: a crash after lvcreate leaves an LV the record names.
-    undo.push_back(UndoStep::remove_lv(spec.origin.vg, spec.name, own_tag, "00device"));
-    state_of(ctx).spec = std::move(spec);
+    LvmState& state = state_of(ctx);
+    if (def.lvm_image_file.empty()) {
+      // The origin is checked now, before anything is written or made.
+      const lvm::LvInfo origin = for_chroot(def.name, [&] { return lvm::describe(def.device); });
+      state.spec = named_snapshot(ctx, origin.ref);
+      complete_spec(def, origin, *state.spec);
+      undo.push_back(removal_of(*state.spec));
+      return;
+    }
+    // An image-backed VG is visible only once its image is attached: attach_device
+    // checks the origin, after acquire_image. The release is planned first, so the
+    // undo replays it last (after lvremove).
+    const lvm::LvRef origin = image_origin(def);
+    plan_image_use(ctx, origin.vg, undo);
+    state.spec = named_snapshot(ctx, origin);
+    undo.push_back(removal_of(*state.spec));
   }
 
   void plan_mount(const SessionContext&, const std::string& target,
@@ -108,9 +149,13 @@ class LvmSnapshotBackend : public SourceBackend {
       recover_device(ctx);
       return;
     }
-    const LvmState& state = state_of(ctx);
+    LvmState& state = state_of(ctx);
     if (!state.spec) throw UserError(ctx.def.name + ": no snapshot was planned");
-    const lvm::SnapshotSpec& spec = *state.spec;
+    lvm::SnapshotSpec& spec = *state.spec;
+    if (!ctx.def.lvm_image_file.empty()) {
+      acquire_image(ctx, spec.origin.vg);
+      complete_spec(ctx.def, for_chroot(ctx.def.name, [&] { return lvm::describe(ctx.def.device); }), spec);
+    }
     for_chroot(ctx.def.name, [&] { lvm::create_snapshot(spec); });
     fail_point("begin:lv-created");
     const lvm::LvRef ref{spec.origin.vg, spec.name};
@@ -137,6 +182,7 @@ class LvmSnapshotBackend : public SourceBackend {
   void recover_device(SessionContext& ctx) const {
     const auto ref = recorded_snapshot(ctx.def.keys);
     if (!ref) throw UserError(ctx.id + ": the session record names no snapshot (lvm-snapshot-device)");
+    acquire_image(ctx, ref->vg);  // after a reboot the image is detached
     const std::optional<lvm::LvInfo> info = for_chroot(ctx.id, [&] { return lvm::find(*ref); });
     if (!info || !info->has_tag(lvm::kSessionTag))
       throw UserError(ctx.id + ": its snapshot " + ref->full() + " is gone; end the session (schroot -e -c " + ctx.id + ")");
@@ -200,5 +246,25 @@ void check_usable(const std::string& id, const std::map<std::string, std::string
                     "): the session's files are lost and nothing can run in it\nI: end the session (schroot -e -c " +
                     id + "); a larger --size in lvm-snapshot-options makes room next time");
 }
+
+// lvremove of the session's snapshot, only if it carries the session's own tag;
+// "already gone" is done once no device-mapper device of it is left either.
+void remove_session_snapshot(const UndoStep& u, const std::string& session) {
+  const auto slash = u.name.find('/');
+  if (slash == std::string::npos) throw UserError("lvremove " + u.name + ": not a VG/LV name");
+  const lvm::LvRef lv{u.name.substr(0, slash), u.name.substr(slash + 1)};
+  lvm::Removal removal;
+  try {
+    removal = lvm::remove_tagged(lv, u.tag);
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw UserError(what.rfind("lvremove ", 0) == 0 ? what : "lvremove " + u.name + ": " + what);
+  }
+  if (removal == lvm::Removal::kNotOurs)
+    log_warning(session + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
+  else if (removal == lvm::Removal::kAlreadyGone)
+    remove_orphan_devices(lv, session);
+}
+
 
 }  // namespace schroot::backends

@@ -29,4 +29,9 @@ std::vector<std::pair<std::string, std::string>> status_lines(const std::map<std
 // command would only meet I/O errors.
 void check_usable(const std::string& id, const std::map<std::string, std::string>& keys);
 
+// The undo step kLvRemove of session `session`: lvremove of the snapshot only if it
+// carries the step's tag; when the LV is already gone, the device-mapper devices a
+// killed lvcreate may have left (VG-LV, VG-LV-cow) go too.
+void remove_session_snapshot(const UndoStep& u, const std::string& session);
+
 }  // namespace schroot::backends

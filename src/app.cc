@@ -16,6 +16,7 @@
 #include "backends/registry.h"
 #include "src/cli.h"
 #include "src/config.h"
+#include "src/doctor.h"
 #include "src/error.h"
 #include "src/text.h"
 #include "src/log.h"
@@ -241,40 +242,47 @@ std::optional<SessionInfo> session_of(const Selected& sel, const SessionManager&
 }
 
 // --info
-std::string info_text(const std::vector<Selected>& selected, const SessionManager& sessions) {
-  std::vector<std::string> blocks;
+std::string info_text(const Request& req, const std::vector<Selected>& selected, const SessionManager& sessions) {
+  std::vector<InfoBlock> blocks;
   for (const auto& sel : selected) {
     std::optional<SessionInfo> session = session_of(sel, sessions);
     if (session) session->storage_status = backends::session_status(session->record.keys);
-    blocks.push_back(session ? format_session_info(*session)
-                     : sel.ns == Namespace::kSource ? format_source_info(*sel.def)
-                                                     : format_chroot_info(*sel.def));
+    blocks.push_back(session ? session_info(*session)
+                     : sel.ns == Namespace::kSource ? source_info(*sel.def)
+                                                     : chroot_info(*sel.def));
   }
-  return join_info_blocks(blocks);
+  if (req.json) return info_json(blocks);
+  std::vector<std::string> texts;
+  for (const auto& block : blocks) texts.push_back(format_info(block));
+  return join_info_blocks(texts);
 }
 
 // --config: source chroots are clones, never dumped (schroot 1.6).
-std::string config_text(const std::vector<Selected>& selected, const SessionManager& sessions) {
-  std::vector<std::pair<std::string, std::map<std::string, std::string>>> groups;
+std::string config_text(const Request& req, const std::vector<Selected>& selected, const SessionManager& sessions) {
+  std::vector<ConfigGroup> groups;
   for (const auto& sel : selected) {
     const std::optional<SessionInfo> session = session_of(sel, sessions);
     if (session)
-      groups.emplace_back(session->record.id, session->record.keys);
+      groups.push_back({session->record.id, session->record.keys, Namespace::kSession});
     else if (sel.ns == Namespace::kChroot)
-      groups.emplace_back(sel.def->name, sel.def->keys);
+      groups.push_back({sel.def->name, sel.def->keys, Namespace::kChroot});
   }
+  if (req.json) return config_json(groups);
   return format_config(SCHROOT_VERSION, config_date(::time(nullptr)), groups);
 }
 
 // --location
-std::string location_text(const std::vector<Selected>& selected, const SessionManager& sessions) {
-  std::string out;
+std::string location_text(const Request& req, const std::vector<Selected>& selected, const SessionManager& sessions) {
+  std::vector<Location> locations;
   for (const auto& sel : selected) {
     const std::optional<SessionInfo> session = session_of(sel, sessions);
-    out += session ? format_location(*session)
-           : sel.ns == Namespace::kSource ? format_location(Config::source_of(*sel.def))
-                                           : format_location(*sel.def);
+    locations.push_back(session ? location_of(*session)
+                        : sel.ns == Namespace::kSource ? location_of(Config::source_of(*sel.def), Namespace::kSource)
+                                                        : location_of(*sel.def));
   }
+  if (req.json) return location_json(locations);
+  std::string out;
+  for (const auto& location : locations) out += format_location(location);
   return out;
 }
 
@@ -285,14 +293,15 @@ int read_only_action(const Request& req, const ChrootSet& chroots, SessionManage
   if (req.action == Action::kList) {
     ListOptions opts{scope.chroots, scope.sources, scope.sessions, req.exclude_aliases};
     for (const auto& name : req.chroots) resolve_selection(name, chroots, ids);  // unknown names fail
-    std::cout << format_list(chroots, ids, req.chroots, opts) << std::flush;
+    const std::vector<std::string> entries = list_entries(chroots, ids, req.chroots, opts);
+    std::cout << (req.json ? list_json(entries) : format_list(entries)) << std::flush;
     return 0;
   }
   const std::vector<Selected> selected = select_for_reading(req, scope, chroots, ids);
   std::string out;
-  if (req.action == Action::kInfo) out = info_text(selected, sessions);
-  if (req.action == Action::kConfig) out = config_text(selected, sessions);
-  if (req.action == Action::kLocation) out = location_text(selected, sessions);
+  if (req.action == Action::kInfo) out = info_text(req, selected, sessions);
+  if (req.action == Action::kConfig) out = config_text(req, selected, sessions);
+  if (req.action == Action::kLocation) out = location_text(req, selected, sessions);
   std::cout << out << std::flush;
   return 0;
 }
@@ -346,6 +355,7 @@ int run_app(int argc, char** argv) {
     caller_environment();  // saved, and dropped when setuid, before anything reads it
     use_own_umask();
     const Paths paths = Paths::installed();
+    if (req.action == Action::kDoctor) return doctor(paths, req.verbosity == Verbosity::kQuiet);
     SessionManager sessions(paths, caller_environment());
     // Running in, ending and recovering a session need only its record: chroot.conf,
     // which may have changed or broken since, is never read for them.

@@ -72,6 +72,7 @@ struct ChrootDef {
   std::string mount_options;     // mountable: raw mount(8)-style options
   std::string filesystem_type;   // loopback/block-device: filesystem type, empty = detect
   std::string lvm_snapshot_options;
+  std::string lvm_image_file;    // lvm-snapshot, block-device: the image file holding the VG
   std::string btrfs_source_subvolume, btrfs_snapshot_directory;
   std::string zfs_dataset, zfs_snapshot_options;
   bool custom_session_cloneable = true, custom_session_purgeable = false,
@@ -82,6 +83,9 @@ struct ChrootDef {
   std::string union_mount_options;
   std::string union_overlay_directory;   // empty = compiled-in default
   std::string union_underlay_directory;  // empty = compiled-in default
+  // union-overlay-tmpfs-size: an automatic session's upper/work on a tmpfs of this size
+  // (tmpfs's size=: "512m", "2g", "25%"); empty = in union-overlay-directory on disk.
+  std::string union_overlay_tmpfs_size;
 
   // Source chroot (source:NAME) access.
   bool source_clone = true;

@@ -31,11 +31,14 @@ struct OptionGroups {
         ("list,l", "List available chroots")                          //
         ("info,i", "Show information about selected chroots")        //
         ("config", "Dump configuration of selected chroots")         //
-        ("location", "Print location of selected chroots");
+        ("location", "Print location of selected chroots")           //
+        // Not "--check": "--ch", which schroot 1.6 takes for --chroot, would become ambiguous.
+        ("doctor", "Check the configuration and the host; one line per finding");
     general.add_options()                                     //
         ("quiet,q", "Show less output")                       //
         ("verbose,v", "Show more output")                     //
-        ("debug", po::value<std::string>(), "Enable debugging messages (none|notice|info|warning|critical)");
+        ("debug", po::value<std::string>(), "Enable debugging messages (none|notice|info|warning|critical)")  //
+        ("json", "Print --list, --info, --config or --location as one JSON document");
     selection.add_options()                                                             //
         ("chroot,c", po::value<std::vector<std::string>>(), "Use specified chroot")    //
         ("all,a", "Select all chroots, source chroots and active sessions")            //
@@ -148,6 +151,7 @@ void select_action(const po::variables_map& vm, Request& r) {
       {"info", Action::kInfo},
       {"config", Action::kConfig},
       {"location", Action::kLocation},
+      {"doctor", Action::kDoctor},
       {"automatic-session", Action::kAutomatic},
       {"begin-session", Action::kBegin},
       {"recover-session", Action::kRecover},
@@ -209,8 +213,9 @@ void read_session_request(const po::variables_map& vm, Request& r) {
   if (vm.count("command")) r.command = vm["command"].as<std::vector<std::string>>();
 }
 
-// -q, -v, --debug.
+// -q, -v, --debug, --json.
 void read_reporting(const po::variables_map& vm, Request& r) {
+  r.json = vm.count("json") > 0;
   if (vm.count("quiet")) {
     r.verbosity = Verbosity::kQuiet;
     r.verbosity_set = true;
@@ -240,10 +245,13 @@ void check_actions(Request& r) {
       throw UserError("--session-name is not permitted for the specified action; did you mean to use --chroot?");
     throw UserError("--session-name is not permitted for the specified action");
   }
+  if (r.json && !r.is_read_only_action()) throw UserError("--json is not permitted for the specified action");
   if (r.action == Action::kBegin && (r.chroots.size() != 1 || r.any_all()))
     throw UserError("Exactly one chroot must be specified when beginning a session");
   if (r.is_snapshot_action() && (r.chroots.size() != 1 || r.any_all()))
     throw UserError("Exactly one chroot must be specified for a snapshot action");
+  if (r.action == Action::kDoctor && (!r.chroots.empty() || r.any_all() || !r.command.empty()))
+    throw UserError("--doctor checks every chroot: it takes no chroot selection and no command");
   if (r.is_snapshot_action() && !r.command.empty())
     throw UserError("A command may not be given with a snapshot action");
   if (r.action == Action::kAutomatic) {

@@ -28,6 +28,8 @@ enum class Action {
   kSnapshotList,
   kSnapshotRestore,
   kSnapshotDelete,
+  // --doctor: checks the configuration and the host (src/doctor.h).
+  kDoctor,
 };
 
 // The command line: the action, which chroots or sessions it selects, how to report,
@@ -40,6 +42,7 @@ struct Request : SessionRequest {
   Verbosity verbosity = Verbosity::kNormal;
   bool verbosity_set = false;  // -q or -v given: overrides message-verbosity
   std::string debug_level;
+  bool json = false;  // --json: the read-only actions print one JSON document
   std::vector<std::string> warnings;  // printed by the caller (e.g. -c with --all)
   std::string snapshot_name;          // --snapshot-create/-restore/-delete NAME
 
@@ -47,6 +50,10 @@ struct Request : SessionRequest {
   bool is_snapshot_action() const {
     return action == Action::kSnapshotCreate || action == Action::kSnapshotList ||
            action == Action::kSnapshotRestore || action == Action::kSnapshotDelete;
+  }
+  bool is_read_only_action() const {
+    return action == Action::kList || action == Action::kInfo || action == Action::kConfig ||
+           action == Action::kLocation;
   }
   bool is_session_action() const {
     return action == Action::kRun || action == Action::kEnd || action == Action::kRecover;

@@ -52,12 +52,12 @@ const char* const kUnionNames = "none, overlay, overlayfs, aufs, unionfs";
 // Keys some chroot type reads; on another type they are ignored with a warning.
 const std::set<std::string> kTypeKeys = {
     "directory", "location", "file", "device", "mount-options", "filesystem-type",
-    "lvm-snapshot-options", "btrfs-source-subvolume", "btrfs-snapshot-directory",
+    "lvm-snapshot-options", "lvm-image-file", "btrfs-source-subvolume", "btrfs-snapshot-directory",
     "zfs-dataset", "zfs-snapshot-options", "custom-session-cloneable",
     "custom-session-purgeable", "custom-source-cloneable", "union-type",
     "union-mount-options", "union-overlay-directory", "union-underlay-directory",
-    "source-clone", "source-users", "source-groups", "source-root-users",
-    "source-root-groups",
+    "union-overlay-tmpfs-size", "source-clone", "source-users", "source-groups",
+    "source-root-users", "source-root-groups",
 };
 
 // Keys only a session record may hold (schroot: DISALLOWED in definitions).
@@ -461,10 +461,13 @@ void parse_storage(GroupReader& r, ChrootDef& def, KeyOrigin origin) {
       break;
     case ChrootType::kBlockDevice:
       if (auto v = r.path("device", type, true)) def.device = *v;
+      // The source: chroot of an image-backed lvm-snapshot chroot keeps its image.
+      if (auto v = r.path("lvm-image-file", type, false)) def.lvm_image_file = *v;
       parse_mountable(r, def, type);
       break;
     case ChrootType::kLvmSnapshot:
       if (auto v = r.path("device", type, true)) def.device = *v;
+      if (auto v = r.path("lvm-image-file", type, false)) def.lvm_image_file = *v;
       // Required in definitions (schroot 1.6.13 refuses a definition without it).
       if (auto v = r.str("lvm-snapshot-options"))
         def.lvm_snapshot_options = *v;
@@ -497,6 +500,35 @@ void parse_storage(GroupReader& r, ChrootDef& def, KeyOrigin origin) {
   }
 }
 
+// tmpfs's size=, bounded: a whole number of bytes with k, m, g or t, or 1-100% of RAM.
+// Never 0 (to tmpfs, no bound at all) nor a leading 0 (the kernel would read octal).
+bool valid_tmpfs_size(const std::string& v) {
+  std::size_t digits = 0;
+  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 15 || v[0] == '0') return false;
+  const std::string unit = v.substr(digits);
+  if (unit == "%") return digits <= 3 && std::stoi(v.substr(0, digits)) <= 100;
+  return unit.empty() || (unit.size() == 1 && std::string("kKmMgGtT").find(unit[0]) != std::string::npos);
+}
+
+// union-overlay-tmpfs-size: empty (the default) keeps the upper dir on disk.
+void parse_tmpfs_size(GroupReader& r, ChrootDef& def) {
+  auto v = r.str("union-overlay-tmpfs-size");
+  if (!v || v->empty()) return;
+  if (!valid_tmpfs_size(*v)) {
+    r.error("union-overlay-tmpfs-size",
+            "not a tmpfs size: a whole number of bytes, optionally with k, m, g or t (such as 2g), or 1% to 100% "
+            "of RAM; empty keeps the upper directory on disk",
+            *v);
+    return;
+  }
+  if (def.union_type != UnionType::kOverlay) {
+    r.warning("union-overlay-tmpfs-size", "only used with union-type=overlay; ignored", *v);
+    return;
+  }
+  def.union_overlay_tmpfs_size = *v;
+}
+
 void parse_union(GroupReader& r, ChrootDef& def) {
   if (!union_capable(def.type)) return;
   if (auto v = r.str("union-type")) {
@@ -509,6 +541,7 @@ void parse_union(GroupReader& r, ChrootDef& def) {
   const std::string type = to_string(def.type);
   if (auto v = r.path("union-overlay-directory", type, false)) def.union_overlay_directory = *v;
   if (auto v = r.path("union-underlay-directory", type, false)) def.union_underlay_directory = *v;
+  parse_tmpfs_size(r, def);
 }
 
 void parse_source(GroupReader& r, ChrootDef& def) {
@@ -974,10 +1007,12 @@ void storage_keys(const ChrootDef& d, KeyMap& k) {
       break;
     case ChrootType::kBlockDevice:
       k["device"] = d.device;
+      if (!d.lvm_image_file.empty()) k["lvm-image-file"] = d.lvm_image_file;
       break;
     case ChrootType::kLvmSnapshot:
       k["device"] = d.device;
       k["lvm-snapshot-options"] = d.lvm_snapshot_options;
+      if (!d.lvm_image_file.empty()) k["lvm-image-file"] = d.lvm_image_file;
       break;
     case ChrootType::kBtrfsSnapshot:
       k["btrfs-source-subvolume"] = d.btrfs_source_subvolume;
@@ -1009,6 +1044,7 @@ void facet_keys(const ChrootDef& d, KeyMap& k) {
       k["union-mount-options"] = d.union_mount_options;
       if (!d.union_overlay_directory.empty()) k["union-overlay-directory"] = d.union_overlay_directory;
       if (!d.union_underlay_directory.empty()) k["union-underlay-directory"] = d.union_underlay_directory;
+      if (!d.union_overlay_tmpfs_size.empty()) k["union-overlay-tmpfs-size"] = d.union_overlay_tmpfs_size;
     }
   }
   if (source_capable(d)) {
@@ -1062,6 +1098,7 @@ ChrootDef Config::source_of(const ChrootDef& def) {
   s.union_mount_options.clear();
   s.union_overlay_directory.clear();
   s.union_underlay_directory.clear();
+  s.union_overlay_tmpfs_size.clear();
   s.source_clone = false;  // a source chroot has no source chroot itself
   if (def.type == ChrootType::kLvmSnapshot) {
     s.type = ChrootType::kBlockDevice;

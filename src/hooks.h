@@ -25,6 +25,8 @@ bool hook_name_accepted(const std::string& name);
 // nothing more to read right now: a daemon left holding the pipes does not block us.
 // Returns 0 on success, the exit status, 128+signal when killed, or 127 when it could
 // not be executed ("setup.d/NAME: cannot execute: Permission denied" is logged).
+// The stock 70services, unchanged, is not started when env has no SETUP_SERVICES: it
+// would only exit 0 (0 is returned).
 int run_hook(const std::string& dir, const std::string& name, const std::string& stage,
              const std::string& status, const Environment& env);
 

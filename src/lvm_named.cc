@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "backends/lvm_image.h"
 #include "src/claims.h"
 #include "src/error.h"
 #include "src/lock.h"
@@ -283,6 +284,8 @@ int snapshot_action(const Request& req, const ChrootSet& chroots, const Paths& p
   // Checked before lvm is asked anything (the name reaches its argv); checked again with
   // the real origin, whose name's length counts too.
   if (req.action != Action::kSnapshotList) lvm::named_snapshot_lv({"vg", "lv"}, req.snapshot_name);
+  // A VG on an image file (lvm-image-file) is attached for the action, as for a session.
+  const backends::ImageHold image(paths, def);
   switch (req.action) {
     case Action::kSnapshotCreate:
       return create(def, req.snapshot_name);

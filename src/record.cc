@@ -39,7 +39,7 @@ const NameOf<UndoStep::Op> kOps[] = {
     {UndoStep::Op::kUnmountTree, "unmount-tree"}, {UndoStep::Op::kUnmountBelow, "unmount-below"},
     {UndoStep::Op::kDetachLoop, "detach-loop"},   {UndoStep::Op::kRemoveDir, "remove-dir"},
     {UndoStep::Op::kRemoveTree, "remove-tree"},   {UndoStep::Op::kLvRemove, "lvremove"},
-    {UndoStep::Op::kHook, "hook"},
+    {UndoStep::Op::kHook, "hook"},                {UndoStep::Op::kReleaseImage, "release-lvm-image"},
 };
 
 UndoStep::Op op_from_string(const std::string& s, const std::string& file) {

@@ -1,5 +1,8 @@
 #include "src/session_transaction.h"
 
+// <>: "config.h" would find src/config.h first.
+#include <config.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,15 +11,19 @@
 #include <cstring>
 #include <thread>
 
+#include "backends/lvm_image.h"
+#ifdef WITH_LVM_SNAPSHOT
+#include "backends/lvm_snapshot.h"
+#endif
 #include "src/error.h"
 #include "src/fault.h"
 #include "src/hooks.h"
 #include "src/log.h"
+#include "src/progress_line.h"
 #include "src/session.h"
 #include "src/session_internal.h"
 #include "src/text.h"
 #include "src/sys/backoff.h"
-#include "src/sys/devmapper.h"
 #include "src/sys/fs.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/lvm.h"
@@ -55,40 +62,10 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
 
-// An lvcreate killed before it wrote the VG's metadata leaves the snapshot's
-// device-mapper devices with no LV to remove them with: those are removed by name.
-void remove_orphan_devices(const sys::lvm::LvRef& lv, const SessionRecord& r) {
-  log_debug(r.id + ": " + lv.full() + " is gone; looking for device-mapper devices " + lv.dm_name() + "[-cow]");
-  const sys::devmapper::OrphanCleanup c = sys::devmapper::remove_orphan_snapshot(lv.dm_name());
-  for (const auto& name : c.removed)
-    log_info(r.id + ": removed the device-mapper device " + name + " a killed lvcreate left");
-  if (!c.kept.empty())
-    throw UserError("lvremove " + lv.full() + ": the LV is gone but device-mapper devices a killed lvcreate made " +
-                    "remain: " + join(c.kept, ", ") + "; see dmsetup info, then dmsetup remove them");
-}
-
-// lvremove of the session's snapshot, only if it carries the session's own tag;
-// "already gone" is done once no device-mapper device of it is left either.
-void remove_snapshot_lv(const UndoStep& u, const SessionRecord& r) {
-  const auto slash = u.name.find('/');
-  if (slash == std::string::npos) throw UserError("lvremove " + u.name + ": not a VG/LV name");
-  const sys::lvm::LvRef lv{u.name.substr(0, slash), u.name.substr(slash + 1)};
-  sys::lvm::Removal removal;
-  try {
-    removal = sys::lvm::remove_tagged(lv, u.tag);
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    throw UserError(what.rfind("lvremove ", 0) == 0 ? what : "lvremove " + u.name + ": " + what);
-  }
-  if (removal == sys::lvm::Removal::kNotOurs)
-    log_warning(r.id + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
-  else if (removal == sys::lvm::Removal::kAlreadyGone)
-    remove_orphan_devices(lv, r);
-}
-
 // Undoes one step that is not a hook. Keeping the data (a remount) leaves the
 // directories and the union's upper dir in place.
-void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, std::vector<std::string>& failures) {
+void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, const Paths& paths,
+                           std::vector<std::string>& failures) {
   const bool keep_data = mode != UndoMode::kEnd;
   switch (u.op) {
     case UndoStep::Op::kUnmountTree:
@@ -118,14 +95,24 @@ void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, s
       break;
     case UndoStep::Op::kRemoveTree:
       if (keep_data) break;
-      sys::remove_tree(u.path);
+      // An overlay's upper dir may hold gigabytes: a progress line on a terminal.
+      remove_tree_showing_progress(u.path);
       break;
     case UndoStep::Op::kLvRemove:
       // A remount keeps the snapshot: it holds the session's data. Otherwise the tree
       // on it is gone already (its unmount comes later in the list, so it was replayed
       // first).
       if (keep_data) break;
-      remove_snapshot_lv(u, r);
+#ifdef WITH_LVM_SNAPSHOT
+      backends::remove_session_snapshot(u, r.id);
+#else
+      throw UserError("lvremove " + u.name + ": this schroot was built without lvm-snapshot support");
+#endif
+      break;
+    case UndoStep::Op::kReleaseImage:
+      // A remount keeps the image attached: the remounted snapshot lives on it.
+      if (keep_data) break;
+      backends::release_image(paths, r.id, u);
       break;
     case UndoStep::Op::kHook:
       break;  // the transaction runs hooks
@@ -304,13 +291,14 @@ std::string SessionTransaction::undo(SessionRecord& r, const ChrootDef& def, con
 std::string SessionTransaction::replay_undo(SessionRecord& r, const ChrootDef& def, const std::string& status,
                                             UndoMode mode, const SessionUsers& users) {
   std::vector<std::string> failures;
+  if (mode == UndoMode::kEnd) reattach_images(r);
   for (auto it = r.undo.rbegin(); it != r.undo.rend(); ++it) {
     const UndoStep& u = *it;
     fail_point("end:undo");
     log_info("undo " + std::string(to_string(u.op)) + " " + (u.path.empty() ? u.name : u.path) + " (" + u.step + ")");
     try {
       if (u.op != UndoStep::Op::kHook)
-        undo_mounts_and_files(u, r, mode, failures);
+        undo_mounts_and_files(u, r, mode, paths_, failures);
       else if (mode == UndoMode::kEnd)  // a remount keeps what the hooks set up
         run_stop_hook(u, r, def, status, users);
     } catch (const std::exception& e) {
@@ -318,6 +306,19 @@ std::string SessionTransaction::replay_undo(SessionRecord& r, const ChrootDef& d
     }
   }
   return join(failures, "; ");
+}
+
+// A snapshot on an image-backed VG can only be removed while the image is attached,
+// which after a reboot it is not. Failing that, lvremove says why.
+void SessionTransaction::reattach_images(const SessionRecord& r) {
+  for (const UndoStep& u : r.undo) {
+    if (u.op != UndoStep::Op::kReleaseImage) continue;
+    try {
+      backends::reattach_image(paths_, r.id, u);
+    } catch (const std::exception& e) {
+      log_warning(r.id + ": " + e.what());
+    }
+  }
 }
 
 void SessionTransaction::run_stop_hook(const UndoStep& u, SessionRecord& r, const ChrootDef& def,
@@ -341,7 +342,12 @@ void SessionTransaction::finish(SessionRecord& r, const ChrootDef& def, const st
 
 void SessionTransaction::end_session(FileLock& lock, SessionRecord& r, const ChrootDef& def, const std::string& status,
                                      const SessionUsers& users, Durability durability) {
-  if (r.state != SessionState::kEnding) write_state(r, SessionState::kEnding, r.broken_reason, Durability::kThrowaway);
+  // "ending" tells recovery to roll a -b session back instead of remounting it. An
+  // automatic session is rolled back in any state once its lock is free (DESIGN §5),
+  // and nobody joins it while we hold that lock: for it the rewrite (a temporary
+  // record, a rename, a manage.lock note) would tell nobody anything.
+  if (r.state != SessionState::kEnding && !r.automatic)
+    write_state(r, SessionState::kEnding, r.broken_reason, Durability::kThrowaway);
   fail_point("end:ending");
   sys::kill_processes_in_session(sys::open_session_root(r.mount_location), kKillGrace);
   // Lazy detach only now that the session's processes are gone.

@@ -93,6 +93,7 @@ class SessionTransaction {
   bool roll_back_if_stale(const std::string& id);
   void write_state(SessionRecord& r, SessionState state, const std::string& reason, Durability durability);
   void remove_record_and_claim(const SessionRecord& r, const ChrootDef& def);
+  void reattach_images(const SessionRecord& r);
 
   const Paths& paths_;
   SessionUsers users_;

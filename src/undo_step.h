@@ -22,6 +22,9 @@ struct UndoStep {
     kRemoveDir,     // path: rmdir (must be empty; ENOENT is done)
     kRemoveTree,    // path: rm -rf without crossing mounts (overlay upper/work)
     kLvRemove,      // name VG/LV + tag: lvremove -f of that LV if it carries the tag
+    kReleaseImage,  // name VG + file + dev/ino (+ path: the origin LV's device): drop this
+                    // session's use of an image-backed VG; the last user deactivates the
+                    // VG and detaches the image's loop device
     kHook,          // name: run setup.d with setup-stop (the hooks' own undo)
   };
   Op op = Op::kRemoveDir;
@@ -61,6 +64,15 @@ struct UndoStep {
   static UndoStep remove_lv(const std::string& vg, const std::string& lv, std::string tag, std::string step) {
     UndoStep u = with_name(Op::kLvRemove, vg + "/" + lv, std::move(step));
     u.tag = std::move(tag);
+    return u;
+  }
+  // This session's use of the volume group `vg` on the image file `file` (dev/ino):
+  // the last user deactivates the VG and detaches the image's loop device.
+  static UndoStep release_image(const std::string& vg, std::string file, uint64_t dev, uint64_t ino, std::string step) {
+    UndoStep u = with_name(Op::kReleaseImage, vg, std::move(step));
+    u.file = std::move(file);
+    u.dev = dev;
+    u.ino = ino;
     return u;
   }
   // The setup.d hook `name`, run with setup-stop; it undoes its own begin step.

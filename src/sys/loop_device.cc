@@ -361,4 +361,12 @@ int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label) {
   return static_cast<int>(cleared.size());
 }
 
+std::vector<std::string> loops_bound_to(dev_t dev, ino_t ino, const std::string& label) {
+  std::vector<std::string> found;
+  for_each_bound_loop([&](int n, int, const struct loop_info64& info) {
+    if (matches(info, dev, ino, label)) found.push_back(loop_path(n));
+  });
+  return found;
+}
+
 }  // namespace schroot::sys

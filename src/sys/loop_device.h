@@ -81,4 +81,8 @@ class LoopDevice {
 // call counts it again until then. 0 when none.
 int detach_loops_backed_by(dev_t dev, ino_t ino, const std::string& label = "");
 
+// The loop devices (/dev/loopN) bound to the file (dev, ino) — with `label` when it is
+// not empty — right now, in number order.
+std::vector<std::string> loops_bound_to(dev_t dev, ino_t ino, const std::string& label = "");
+
 }  // namespace schroot::sys

@@ -287,6 +287,10 @@ std::vector<std::string> lvremove_args(const LvRef& lv, const std::string& tag) 
   return {"lvremove", "-f", "--select", "lv_tags=" + tag, lv.full()};
 }
 
+std::vector<std::string> lvremove_snapshot_args(const LvRef& lv, const std::string& origin) {
+  return {"lvremove", "-f", "--select", "origin=" + origin, lv.full()};
+}
+
 std::vector<std::string> lvs_args(const std::vector<std::string>& targets) {
   std::vector<std::string> a = {"lvs",     "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
                                 "vg_name,lv_name,lv_attr,segtype,origin,pool_lv,lv_tags,lv_size,data_percent,"
@@ -298,6 +302,13 @@ std::vector<std::string> lvs_args(const std::vector<std::string>& targets) {
 // --yes: activating a classic snapshot activates its origin too, which lvm asks about.
 std::vector<std::string> lvchange_activate_args(const LvRef& lv) {
   return {"lvchange", "-ay", "-K", "--yes", lv.full()};
+}
+
+std::vector<std::string> vgchange_args(const std::string& vg, bool activate) {
+  std::vector<std::string> a = {"vgchange", activate ? "-ay" : "-an"};
+  if (activate) a.insert(a.end(), {"--config", "devices { obtain_device_list_from_udev = 0 }"});
+  a.push_back(vg);
+  return a;
 }
 
 SnapshotOptions parse_snapshot_options(const std::string& raw, const std::string& chroot, const LvRef& origin,
@@ -510,6 +521,28 @@ Removal remove_tagged(const LvRef& lv, const std::string& tag) {
     fail("lvremove " + lv.full(), o);
   }
   return Removal::kRemoved;
+}
+
+Removal remove_snapshot_of(const LvRef& lv, const std::string& origin) {
+  const std::optional<LvInfo> info = find(lv);
+  if (!info) return Removal::kAlreadyGone;
+  if (info->origin != origin || info->has_tag(kSessionTag) || info->has_tag(kNamedTag)) return Removal::kNotOurs;
+  const Output o = run_lvm(lvremove_snapshot_args(lv, origin));
+  if (!o.status.success()) {
+    if (classify(o.err) == Problem::kLvNotFound) return Removal::kAlreadyGone;
+    fail("lvremove " + lv.full(), o);
+  }
+  return Removal::kRemoved;
+}
+
+void activate_vg(const std::string& vg) {
+  const Output o = run_lvm(vgchange_args(vg, true));
+  if (!o.status.success()) fail("vgchange -ay " + vg, o);
+}
+
+void deactivate_vg(const std::string& vg) {
+  const Output o = run_lvm(vgchange_args(vg, false));
+  if (!o.status.success() && classify(o.err) != Problem::kVgNotFound) fail("vgchange -an " + vg, o);
 }
 
 }  // namespace schroot::sys::lvm

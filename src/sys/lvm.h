@@ -95,6 +95,11 @@ std::vector<std::string> lvs_args(const std::vector<std::string>& targets);
 // with it.
 std::vector<std::string> lvchange_activate_args(const LvRef& lv);
 
+// vgchange -ay / -an of the whole volume group `vg` (an image-backed VG: lvm-image-file).
+// Activation reads the devices directly (no udev device list: the loop device was bound
+// a moment ago and udev may not have seen it yet).
+std::vector<std::string> vgchange_args(const std::string& vg, bool activate);
+
 // lvm-snapshot-options, word-split as schroot 1.6's shell did, then checked: the
 // name, the snapshot flag and the origin are schroot's (-n/--name, -s/--snapshot, a
 // positional VG/LV or the origin's path are refused: UserError naming the chroot and
@@ -192,5 +197,16 @@ enum class Removal { kRemoved, kAlreadyGone, kNotOurs };
 // Removes `lv` if it carries `tag`: kAlreadyGone when there is no such LV, kNotOurs when
 // the LV there lacks the tag (then it stays). Throws LvmError otherwise.
 Removal remove_tagged(const LvRef& lv, const std::string& tag);
+// lvremove -f of exactly `lv`, and only if it is a snapshot of `origin` (an LV of its VG).
+std::vector<std::string> lvremove_snapshot_args(const LvRef& lv, const std::string& origin);
+// Removes the snapshot schroot 1.6 made (`lv`, no tag of its own) if it still is one of
+// `origin` and carries no schroot tag (a session or named snapshot of ours is never
+// one of 1.6's): kNotOurs otherwise, kAlreadyGone when there is no such LV.
+Removal remove_snapshot_of(const LvRef& lv, const std::string& origin);
+
+// vgchange -ay of `vg`. Throws LvmError (kVgNotFound when no PV of it is visible).
+void activate_vg(const std::string& vg);
+// vgchange -an of `vg`; a VG that is not there (its image detached) is done.
+void deactivate_vg(const std::string& vg);
 
 }  // namespace schroot::sys::lvm

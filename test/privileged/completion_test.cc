@@ -132,6 +132,7 @@ TEST_P(Completion, ChrootOfInfoOffersSessionsWithTheirNamespace) {
 
 TEST_P(Completion, OptionsComeFromTheBinarysHelp) {
   EXPECT_THAT(complete("--de"), UnorderedElementsAre("--debug"));
+  EXPECT_THAT(complete("--js"), UnorderedElementsAre("--json"));
   EXPECT_THAT(complete("--all-s"), UnorderedElementsAre("--all-sessions", "--all-source-chroots"));
   auto all = complete("-");
   EXPECT_THAT(all, Contains("-c"));

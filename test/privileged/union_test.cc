@@ -1,5 +1,6 @@
 // Overlay unions and loop-file images, end to end with the real binary.
 #include <gtest/gtest.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "src/sys/command.h"
@@ -371,6 +373,88 @@ TEST_F(Union, RecoverRemountsASessionWhoseMountsWereLost) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(root_.schroot({"-c", "lost", "-e"}).status, 0);
   expect_no_leaks();
+}
+
+
+// union-overlay-tmpfs-size: an automatic session's changes on a tmpfs of its own.
+class UnionInMemory : public Union {
+ protected:
+  void SetUp() override {
+    Union::SetUp();
+    root_.write_config("[mem]\ntype=directory\ndirectory=" + tree_ +
+                       "\nprofile=minimal\nunion-type=overlay\nunion-overlay-tmpfs-size=1m\n");
+    for (const char* applet : {"dd", "yes"}) ASSERT_EQ(symlink("busybox", (tree_ + "/bin/" + applet).c_str()), 0);
+  }
+  // Session directories in union-overlay-directory.
+  std::vector<std::string> overlay_dirs() const {
+    std::vector<std::string> names;
+    if (DIR* d = opendir((root_.state() + "/union/overlay").c_str())) {
+      while (struct dirent* e = readdir(d))
+        if (e->d_name[0] != '.') names.push_back(e->d_name);
+      closedir(d);
+    }
+    return names;
+  }
+};
+
+TEST_F(UnionInMemory, AutomaticSessionWritesItsChangesToABoundedTmpfsNotToDisk) {
+  // The overlay reports its upper layer's size: the tmpfs's 1 MiB.
+  schroot::test::Background session(SCHROOT_UNDER_TEST, {"-c", "mem", "-d", "/", "--", "sh", "-c",
+                                                         std::string("stat -f -c '%b %S' /; echo changed > /new; ") +
+                                                             schroot::test::kReadyThenWait});
+  const auto statfs_line = session.read_line(schroot::test::kDeadline);
+  ASSERT_TRUE(statfs_line) << session.err();
+  ASSERT_EQ(session.read_line(schroot::test::kDeadline), "ready") << session.err();
+  unsigned long blocks = 0, block_size = 0;
+  ASSERT_EQ(std::sscanf(statfs_line->c_str(), "%lu %lu", &blocks, &block_size), 2) << *statfs_line;
+
+  EXPECT_EQ(blocks * block_size, 1024u * 1024u) << *statfs_line;
+  EXPECT_TRUE(overlay_dirs().empty()) << ::testing::PrintToString(overlay_dirs());
+  session.close_stdin();
+  EXPECT_EQ(session.wait(schroot::test::kDeadline), 0) << session.err();
+  EXPECT_FALSE(path_exists(tree_ + "/new"));
+  expect_no_leaks();
+}
+
+TEST_F(UnionInMemory, WritingPastTheTmpfsSizeFailsWithNoSpaceAndLeavesNothing) {
+  auto r = root_.schroot({"-c", "mem", "-d", "/", "--", "sh", "-c", "yes | dd of=/big bs=4096 count=1024"});
+
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_TRUE(overlay_dirs().empty()) << ::testing::PrintToString(overlay_dirs());
+  expect_no_leaks();
+}
+
+TEST_F(UnionInMemory, BegunSessionKeepsItsChangesOnDiskWhateverTheTmpfsSize) {
+  // A -b session's changes must survive a reboot: the key does not apply to it.
+  ASSERT_EQ(root_.schroot({"-c", "mem", "-b", "-n", "m1"}).status, 0);
+
+  auto r = root_.schroot({"-c", "m1", "-r", "-d", "/", "--", "sh", "-c", "yes | dd of=/big bs=4096 count=1024"});
+
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(path_exists(root_.state() + "/union/overlay/m1/upper/big"));
+  EXPECT_EQ(root_.schroot({"-c", "m1", "-e"}).status, 0);
+  expect_no_leaks();
+}
+
+TEST_F(UnionInMemory, KilledAutomaticSessionLeavesNothingOnceRecovered) {
+  schroot::test::Background session(SCHROOT_UNDER_TEST, {"-c", "mem", "-d", "/", "--", "sh", "-c",
+                                                         std::string("echo $$; echo x > /new; ") +
+                                                             schroot::test::kReadyThenWait});
+  const auto pid_line = session.read_line(schroot::test::kDeadline);
+  ASSERT_TRUE(pid_line) << session.err();
+  ASSERT_EQ(session.read_line(schroot::test::kDeadline), "ready") << session.err();
+  const schroot::sys::UniqueFd command = schroot::sys::open_pidfd(std::atoi(pid_line->c_str()));
+  ASSERT_TRUE(command);
+
+  ASSERT_EQ(kill(session.pid(), SIGKILL), 0);
+  ASSERT_EQ(session.wait(schroot::test::kDeadline), 128 + SIGKILL);
+  auto rec = root_.schroot({"--recover-session", "--all-sessions"});
+
+  EXPECT_EQ(rec.status, 0) << rec.err;
+  EXPECT_TRUE(schroot::test::wait_until([&] { return has_exited(command); }, schroot::test::kDeadline));
+  expect_no_leaks();
+  EXPECT_TRUE(overlay_dirs().empty()) << ::testing::PrintToString(overlay_dirs());
 }
 
 }  // namespace

@@ -317,6 +317,41 @@ TEST(ConfigLoad, RejectsUnknownUnionType) {
   expect_at(p, "bad-union-type.conf", 4, "sid", "union-type");
 }
 
+TEST(ConfigLoad, RejectsTmpfsSizesThatAreNoBoundNamingFileLineChrootAndKey) {
+  // 0 is no bound at all to tmpfs, 010m octal to the kernel.
+  std::map<std::string, int> lines;
+  for (const auto& p : load_problems({"bad-tmpfs-size.conf"})) {
+    EXPECT_TRUE(p.is_error()) << p.to_string();
+    EXPECT_EQ(p.key, "union-overlay-tmpfs-size") << p.to_string();
+    EXPECT_THAT(p.message, HasSubstr("not a tmpfs size")) << p.to_string();
+    lines[p.chroot] = p.line;
+  }
+  EXPECT_EQ(lines, (std::map<std::string, int>{{"zero", 5}, {"octal", 10}, {"unit", 15}, {"percent", 20},
+                                                {"negative", 25}}));
+  const ConfigProblem p = error_of("bad-tmpfs-size.conf", "not a tmpfs size");
+  EXPECT_EQ(p.to_string().rfind(fixture("bad-tmpfs-size.conf") + ":5: [zero] union-overlay-tmpfs-size: ", 0), 0u)
+      << p.to_string();
+}
+
+TEST(ConfigLoad, TmpfsSizeIsKeptForOverlayUnionsAndInTheirKeys) {
+  const ChrootSet set = load("tmpfs-size.conf");
+  EXPECT_EQ(set.chroots.at("big").union_overlay_tmpfs_size, "4g");
+  EXPECT_EQ(set.chroots.at("share").union_overlay_tmpfs_size, "25%");
+  EXPECT_EQ(set.chroots.at("disk").union_overlay_tmpfs_size, "");
+  // A session's definition comes back from its record's keys.
+  const auto keys = Config::keys_of(set.chroots.at("big"));
+  EXPECT_EQ(keys.at("union-overlay-tmpfs-size"), "4g");
+  EXPECT_EQ(Config::from_keys("big-1", keys).union_overlay_tmpfs_size, "4g");
+  EXPECT_EQ(Config::source_of(set.chroots.at("big")).union_overlay_tmpfs_size, "");
+}
+
+TEST(ConfigLoad, TmpfsSizeWithoutAnOverlayUnionWarnsAndIsIgnored) {
+  const ChrootSet set = load("tmpfs-size.conf");
+  expect_at(warning_of(set, "only used with union-type=overlay"), "tmpfs-size.conf", 19, "nounion",
+            "union-overlay-tmpfs-size");
+  EXPECT_EQ(set.chroots.at("nounion").union_overlay_tmpfs_size, "");
+}
+
 TEST(ConfigLoad, RejectsUnknownMessageVerbosity) {
   expect_at(error_of("bad-verbosity.conf", "invalid message verbosity"), "bad-verbosity.conf", 3,
             "sid", "message-verbosity");

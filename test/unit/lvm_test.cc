@@ -4,6 +4,7 @@
 // undo planned and replayed, and the claims of snapshot and source: sessions. lvm
 // itself never runs here: a fake runner answers as lvm did.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <deque>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/lvm_image.h"
 #include "backends/lvm_snapshot.h"
 #include "backends/registry.h"
 #include "src/claims.h"
@@ -488,6 +490,85 @@ TEST_F(LvmBackend, ASourceSessionMountsTheOriginAsABlockDeviceAndPlansNoLvm) {
   std::map<std::string, std::string> keys;
   build.backend->session_keys(build.ctx, keys);
   EXPECT_EQ(keys["mount-device"], "/dev/vg0/sid");
+}
+
+// ---- a VG on an image file (lvm-image-file) ------------------------------------------------
+
+TEST(LvmImageConfig, TheImageKeyIsReadKeptInTheKeysAndPassedToTheSourceChroot) {
+  const ChrootDef d = Config::from_keys("sdk", {{"type", "lvm-snapshot"}, {"device", "/dev/sdkvg/root"},
+                                                {"lvm-snapshot-options", "--size 1G"},
+                                                {"lvm-image-file", "/srv/sdk.img"}});
+  EXPECT_EQ(d.lvm_image_file, "/srv/sdk.img");
+  EXPECT_EQ(d.keys.at("lvm-image-file"), "/srv/sdk.img");
+  const ChrootDef source = Config::source_of(d);
+  EXPECT_EQ(source.type, ChrootType::kBlockDevice);
+  EXPECT_EQ(source.lvm_image_file, "/srv/sdk.img");
+  EXPECT_EQ(Config::from_keys("sdk-source", source.keys).lvm_image_file, "/srv/sdk.img");
+}
+
+TEST(LvmImageConfig, ARelativeImagePathIsRefusedNamingTheKey) {
+  try {
+    Config::from_keys("sdk", {{"type", "lvm-snapshot"}, {"device", "/dev/sdkvg/root"},
+                              {"lvm-snapshot-options", "--size 1G"}, {"lvm-image-file", "sdk.img"}});
+    FAIL() << "accepted a relative lvm-image-file";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("lvm-image-file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LvmImageArgs, TheVgIsActivatedReadingDevicesDirectlyAndDeactivatedByName) {
+  EXPECT_EQ(lvm::vgchange_args("sdkvg", true),
+            (Args{"vgchange", "-ay", "--config", "devices { obtain_device_list_from_udev = 0 }", "sdkvg"}));
+  EXPECT_EQ(lvm::vgchange_args("sdkvg", false), (Args{"vgchange", "-an", "sdkvg"}));
+}
+
+// Planning cannot ask lvs (the VG is on the detached image): it plans the release of the
+// image before the snapshot's removal, so the undo removes the snapshot first.
+TEST_F(LvmBackend, AnImageBackedChrootPlansTheImagesReleaseBeforeTheSnapshotAndRunsNoLvm) {
+  FakeLvm fake([](const Args&) { return ok(lvs_report(kOrigin)); });
+  char tmpl[] = "/tmp/schroot-image-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  ChrootDef d = def();
+  d.lvm_image_file = tmpl;
+  backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
+  std::vector<UndoStep> undo;
+  if (::geteuid() != 0) {
+    // The image must be root's, as a loopback image must.
+    EXPECT_THROW(backend()->plan_device(ctx, undo), UserError);
+    ::unlink(tmpl);
+    return;
+  }
+  backend()->plan_device(ctx, undo);
+  struct stat st;
+  ASSERT_EQ(::stat(tmpl, &st), 0);
+  ::unlink(tmpl);
+  EXPECT_TRUE(fake.calls.empty()) << "planning ran lvm";
+  ASSERT_EQ(undo.size(), 2u);
+  EXPECT_EQ(undo[0].op, UndoStep::Op::kReleaseImage);
+  EXPECT_EQ(undo[0].name, "vg0");
+  EXPECT_EQ(undo[0].file, tmpl);
+  EXPECT_EQ(undo[0].dev, static_cast<uint64_t>(st.st_dev));
+  EXPECT_EQ(undo[0].ino, static_cast<uint64_t>(st.st_ino));
+  EXPECT_EQ(undo[0].path, "/dev/vg0/sid");
+  EXPECT_EQ(undo[1].op, UndoStep::Op::kLvRemove);
+  EXPECT_EQ(undo[1].name, "vg0/sid-1");
+}
+
+TEST_F(LvmBackend, AnImageBackedChrootNamesItsOriginAsDevVgLv) {
+  ChrootDef d = def();
+  d.device = "/dev/mapper/vg0-sid";
+  d.lvm_image_file = "/srv/sdk.img";
+  backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1");
+  std::vector<UndoStep> undo;
+  try {
+    backend()->plan_device(ctx, undo);
+    FAIL() << "planned an image chroot whose device is no /dev/VG/LV";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("names its logical volume as /dev/VG/LV"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(undo.empty());
 }
 
 // ---- the engine: replaying the removal, and claims ---------------------------------------

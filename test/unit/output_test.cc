@@ -62,7 +62,7 @@ SessionInfo union_session() {
 // --- --list ----------------------------------------------------------------------------
 
 TEST(OutputList, DefaultsToChrootsThenSourcesWithAliases) {
-  EXPECT_EQ(format_list(example(), {}, {}, ListOptions{}),
+  EXPECT_EQ(format_list(list_entries(example(), {}, {}, ListOptions{})),
             "chroot:bookworm\nchroot:default\nchroot:default-source\nchroot:host\nchroot:sid\n"
             "chroot:stable\nchroot:unstable\nchroot:unstable-source\n"
             "source:default\nsource:sid\nsource:unstable\n");
@@ -72,7 +72,7 @@ TEST(OutputList, AllListsChrootThenSessionThenSourceEachSorted) {
   ListOptions o;
   o.all_chroots = o.all_sources = o.all_sessions = true;
   o.exclude_aliases = true;
-  EXPECT_EQ(format_list(example(), {"sid-2", "bookworm-1"}, {}, o),
+  EXPECT_EQ(format_list(list_entries(example(), {"sid-2", "bookworm-1"}, {}, o)),
             "chroot:bookworm\nchroot:host\nchroot:sid\n"
             "session:bookworm-1\nsession:sid-2\n"
             "source:sid\n");
@@ -81,11 +81,11 @@ TEST(OutputList, AllListsChrootThenSessionThenSourceEachSorted) {
 TEST(OutputList, SessionsIncludePlainChrootCompatibilityAliases) {
   ListOptions o;
   o.all_sessions = true;
-  EXPECT_EQ(format_list(example(), {"sid-1"}, {}, o), "session:host\nsession:sid-1\n");
+  EXPECT_EQ(format_list(list_entries(example(), {"sid-1"}, {}, o)), "session:host\nsession:sid-1\n");
 }
 
 TEST(OutputList, SelectedNamesArePrintedAsGiven) {
-  EXPECT_EQ(format_list(example(), {}, {"unstable", "source:sid"}, ListOptions{}),
+  EXPECT_EQ(format_list(list_entries(example(), {}, {"unstable", "source:sid"}, ListOptions{})),
             "unstable\nsource:sid\n");
 }
 
@@ -197,8 +197,8 @@ TEST(OutputConfig, StartsWithGeneratedByHeaderAndBlankLine) {
 
 TEST(OutputConfig, DumpLoadsBackToTheSameKeys) {
   const ChrootSet set = example();
-  std::vector<std::pair<std::string, std::map<std::string, std::string>>> groups;
-  for (const auto& [name, def] : set.chroots) groups.emplace_back(name, def.keys);
+  std::vector<ConfigGroup> groups;
+  for (const auto& [name, def] : set.chroots) groups.push_back({name, def.keys});
   const std::string dump = format_config("1.0", "1 Jan 2025", groups);
   const ChrootSet again = Config::load_text(dump, "dump");
   ASSERT_EQ(again.chroots.size(), set.chroots.size());
@@ -224,15 +224,15 @@ TEST(OutputConfig, DateIsDayMonthYearInEnglish) {
 // --- --location ------------------------------------------------------------------------
 
 TEST(OutputLocation, PlainChrootIsItsDirectory) {
-  EXPECT_EQ(format_location(example().chroots.at("host")), "/\n");
+  EXPECT_EQ(format_location(location_of(example().chroots.at("host"))), "/\n");
 }
 
 TEST(OutputLocation, SessionCapableChrootIsAnEmptyLine) {
-  EXPECT_EQ(format_location(example().chroots.at("sid")), "\n");
+  EXPECT_EQ(format_location(location_of(example().chroots.at("sid"))), "\n");
 }
 
 TEST(OutputLocation, SessionIsItsPath) {
-  EXPECT_EQ(format_location(union_session()), "/run/schroot/mount/sid-1\n");
+  EXPECT_EQ(format_location(location_of(union_session())), "/run/schroot/mount/sid-1\n");
 }
 
 }  // namespace
