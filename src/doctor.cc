@@ -125,20 +125,20 @@ std::vector<std::string> directory_entries(const std::string& dir) {
   return names;
 }
 
+const char* const kDefines = "whoever can change it defines what schroot does as root";
+
+// A configuration file its group may change. One not owned by root or writable by
+// everyone is Config's error, reported with the configuration's problems.
+void check_config_file(const std::string& file, Findings& out) {
+  struct stat st;
+  if (::stat(file.c_str(), &st) == 0 && st.st_uid == 0 && !(st.st_mode & S_IWOTH)) check_owner(file, kDefines, out);
+}
+
 Findings check_config_permissions(const DoctorInput& in) {
   Findings out;
-  const std::string defines = "whoever can change it defines what schroot does as root";
-  for (const auto& dir : {in.paths.sysconf_dir, in.paths.chroot_d()}) check_owner(dir, defines, out);
-  for (const auto& file : {in.paths.schroot_conf(), in.paths.chroot_conf()}) {
-    struct stat st;
-    if (::stat(file.c_str(), &st) == 0 && st.st_uid == 0 && !(st.st_mode & S_IWOTH)) check_owner(file, defines, out);
-  }
-  for (const auto& name : directory_entries(in.paths.chroot_d())) {
-    struct stat st;
-    const std::string file = in.paths.chroot_d() + "/" + name;
-    // Not owned by root or writable by everyone: Config's error, reported above.
-    if (::stat(file.c_str(), &st) == 0 && st.st_uid == 0 && !(st.st_mode & S_IWOTH)) check_owner(file, defines, out);
-  }
+  for (const auto& dir : {in.paths.sysconf_dir, in.paths.chroot_d()}) check_owner(dir, kDefines, out);
+  for (const auto& file : {in.paths.schroot_conf(), in.paths.chroot_conf()}) check_config_file(file, out);
+  for (const auto& name : directory_entries(in.paths.chroot_d())) check_config_file(in.paths.chroot_d() + "/" + name, out);
   if (out.empty()) out.push_back(ok(in.paths.sysconf_dir + ": configuration files and directories writable by root only"));
   return out;
 }

@@ -103,6 +103,16 @@ TEST_F(Doctor, WorldWritableHookIsAWarningAndExitsTwo) {
   EXPECT_EQ(lines_starting(r.out, "warning:").size(), 1u) << r.out;
 }
 
+TEST_F(Doctor, GroupWritableConfigurationFileIsAWarning) {
+  root_.write_file(root_.sysconf() + "/chroot.d/bb", "[bb]\ntype=directory\ndirectory=" + tree_ + "\n", 0664);
+
+  const RunResult r = root_.schroot({"--doctor"});
+
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_EQ(lines_starting(r.out, "warning: " + root_.sysconf() + "/chroot.d/bb: writable by group 0").size(), 1u)
+      << r.out;
+}
+
 TEST_F(Doctor, HookNameRunPartsSkipsIsANote) {
   good_config();
   root_.add_hook("50setup.sh", "#!/bin/sh\nexit 0\n");
