@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "src/error.h"
+#include "src/legacy_session.h"
 #include "src/sys/fs.h"
 #include "src/sys/unique_fd.h"
 #include "src/text.h"
@@ -39,6 +40,7 @@ const NameOf<UndoStep::Op> kOps[] = {
     {UndoStep::Op::kUnmountTree, "unmount-tree"}, {UndoStep::Op::kUnmountBelow, "unmount-below"},
     {UndoStep::Op::kDetachLoop, "detach-loop"},   {UndoStep::Op::kRemoveDir, "remove-dir"},
     {UndoStep::Op::kRemoveTree, "remove-tree"},   {UndoStep::Op::kLvRemove, "lvremove"},
+    {UndoStep::Op::kLvRemoveSnapshotOf, "lvremove-snapshot-of"},
     {UndoStep::Op::kHook, "hook"},                {UndoStep::Op::kReleaseImage, "release-lvm-image"},
 };
 
@@ -96,6 +98,7 @@ std::string SessionRecord::to_json() const {
     }
     if (!u.name.empty()) e.put("name", u.name);
     if (!u.tag.empty()) e.put("tag", u.tag);
+    if (!u.origin.empty()) e.put("origin", u.origin);
     if (!u.step.empty()) e.put("step", u.step);
     undo_list.push_back({"", e});
   }
@@ -149,6 +152,7 @@ SessionRecord SessionRecord::from_json(const std::string& text, const std::strin
       u.ino = e.get<uint64_t>("ino", 0);
       u.name = e.get<std::string>("name", "");
       u.tag = e.get<std::string>("tag", "");
+      u.origin = e.get<std::string>("origin", "");
       u.step = e.get<std::string>("step", "");
       r.undo.push_back(u);
     }
@@ -169,13 +173,15 @@ void RecordStore::create(const SessionRecord& r, bool durable) const {
 }
 
 SessionRecord RecordStore::read(const std::string& id) const {
-  std::string text;
-  try {
-    text = sys::read_file(file(id));
-  } catch (const SystemError& e) {
-    if (e.code().value() == ENOENT) throw UserError(id + ": Session not found");
-    throw;
-  }
+  sys::UniqueFd fd(::open(file(id).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd && errno == ENOENT) throw UserError(id + ": Session not found");
+  if (!fd) throw SystemError("open", file(id), errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) throw SystemError("stat", file(id), errno);
+  if (!S_ISREG(st.st_mode)) throw UserError(file(id) + ": not a regular file");
+  const std::string text = sys::read_all(fd.get(), file(id));
+  if (is_legacy_session(text))
+    return legacy_session_record(text, {file(id), id, static_cast<int64_t>(st.st_mtime)}, paths_);
   return SessionRecord::from_json(text, file(id));
 }
 

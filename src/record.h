@@ -49,16 +49,18 @@ struct SessionRecord {
   static SessionRecord from_json(const std::string& text, const std::string& file_for_errors);
 };
 
-// Reading and writing records in Paths::session_dir.
+// Reading and writing records in Paths::session_dir. A session file schroot 1.6 wrote
+// there (sessions open when it was upgraded) reads as a record too (legacy_session.h);
+// every write is JSON.
 class RecordStore {
  public:
-  explicit RecordStore(const Paths& paths) : dir_(paths.session_dir) {}
+  explicit RecordStore(const Paths& paths) : paths_(paths), dir_(paths.session_dir) {}
   // Atomic write: temp file, write, fsync if durable, rename, (fsync dir if durable).
   void write(const SessionRecord& r, bool durable) const;
   // UserError if a record with this id exists: the complete record is linked into
   // place (sys::publish_exclusive), so a begin killed midway leaves no half record.
   void create(const SessionRecord& r, bool durable) const;
-  SessionRecord read(const std::string& id) const;  // throws UserError if missing
+  SessionRecord read(const std::string& id) const;  // throws UserError if missing or unreadable
   bool exists(const std::string& id) const;
   void remove(const std::string& id) const;         // ENOENT is fine
   std::vector<std::string> list() const;            // ids, sorted
@@ -68,6 +70,7 @@ class RecordStore {
   static void remove_temporaries(const std::string& dir);
 
  private:
+  Paths paths_;
   std::string dir_;
 };
 

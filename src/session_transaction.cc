@@ -18,6 +18,7 @@
 #include "src/error.h"
 #include "src/fault.h"
 #include "src/hooks.h"
+#include "src/legacy_session.h"
 #include "src/log.h"
 #include "src/progress_line.h"
 #include "src/session.h"
@@ -108,6 +109,10 @@ void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, c
 #else
       throw UserError("lvremove " + u.name + ": this schroot was built without lvm-snapshot support");
 #endif
+      break;
+    case UndoStep::Op::kLvRemoveSnapshotOf:
+      if (keep_data) break;  // as kLvRemove
+      remove_legacy_snapshot(u, r.id);
       break;
     case UndoStep::Op::kReleaseImage:
       // A remount keeps the image attached: the remounted snapshot lives on it.

@@ -22,6 +22,8 @@ struct UndoStep {
     kRemoveDir,     // path: rmdir (must be empty; ENOENT is done)
     kRemoveTree,    // path: rm -rf without crossing mounts (overlay upper/work)
     kLvRemove,      // name VG/LV + tag: lvremove -f of that LV if it carries the tag
+    kLvRemoveSnapshotOf,  // name VG/LV + origin: lvremove -f of the untagged snapshot schroot 1.6
+                          // made, only while it is a snapshot of origin (an LV of the same VG)
     kReleaseImage,  // name VG + file + dev/ino (+ path: the origin LV's device): drop this
                     // session's use of an image-backed VG; the last user deactivates the
                     // VG and detaches the image's loop device
@@ -33,6 +35,7 @@ struct UndoStep {
   uint64_t dev = 0, ino = 0;
   std::string name;
   std::string tag;  // kLvRemove: the LV is removed only if it carries this tag
+  std::string origin;  // kLvRemoveSnapshotOf: the LV is removed only if it is a snapshot of this LV
   std::string step;
 
   static UndoStep unmount_tree(std::string path, std::string step) {
@@ -73,6 +76,14 @@ struct UndoStep {
     u.file = std::move(file);
     u.dev = dev;
     u.ino = ino;
+    return u;
+  }
+  // The snapshot `vg`/`lv` schroot 1.6 made for a session (it tags nothing): removed
+  // only while it is a snapshot of `origin` that carries no schroot tag.
+  static UndoStep remove_snapshot_of(const std::string& vg, const std::string& lv, std::string origin,
+                                     std::string step) {
+    UndoStep u = with_name(Op::kLvRemoveSnapshotOf, vg + "/" + lv, std::move(step));
+    u.origin = std::move(origin);
     return u;
   }
   // The setup.d hook `name`, run with setup-stop; it undoes its own begin step.
