@@ -14,6 +14,7 @@
 #include "src/text.h"
 #include "src/sys/devmapper.h"
 #include "src/sys/lvm.h"
+#include "src/sys/lvm_tools.h"
 
 namespace schroot::backends {
 
@@ -112,19 +113,21 @@ namespace {
 
 class LvmSnapshotBackend : public SourceBackend {
  public:
-  LvmSnapshotBackend() : dm_unavailable_(dm::unavailable_reason) {}
-  explicit LvmSnapshotBackend(DmProbe probe) : dm_unavailable_(std::move(probe)) {}
+  LvmSnapshotBackend() : tools_(lvm::installed_tool_paths()) {}
+  explicit LvmSnapshotBackend(DmProbe probe) : tools_(lvm::installed_tool_paths()) {
+    tools_.device_mapper_reason = std::move(probe);
+  }
 
   void plan_device(SessionContext& ctx, std::vector<UndoStep>& undo) const override {
     const ChrootDef& def = ctx.def;
-    // First: without device-mapper nothing below could work, and lvs alone would not say so.
-    if (auto why = dm_unavailable_())
-      throw UserError(def.name + ": lvm-snapshot needs the kernel's device-mapper, which is not available (" + *why +
-                      "; load the dm-mod and dm-snapshot modules)");
+    // First, every missing tool at once: without them nothing below could work, and lvs
+    // alone would name one at a time (or not say that device-mapper is missing).
+    check_tools(def, {/*thin=*/false, /*image=*/!def.lvm_image_file.empty(), /*device_mapper=*/true});
     LvmState& state = state_of(ctx);
     if (def.lvm_image_file.empty()) {
       // The origin is checked now, before anything is written or made.
       const lvm::LvInfo origin = for_chroot(def.name, [&] { return lvm::describe(def.device); });
+      if (origin.thin()) check_tools(def, {/*thin=*/true, false, false});
       state.spec = named_snapshot(ctx, origin.ref);
       complete_spec(def, origin, *state.spec);
       undo.push_back(removal_of(*state.spec));
@@ -154,7 +157,9 @@ class LvmSnapshotBackend : public SourceBackend {
     lvm::SnapshotSpec& spec = *state.spec;
     if (!ctx.def.lvm_image_file.empty()) {
       acquire_image(ctx, spec.origin.vg);
-      complete_spec(ctx.def, for_chroot(ctx.def.name, [&] { return lvm::describe(ctx.def.device); }), spec);
+      const lvm::LvInfo origin = for_chroot(ctx.def.name, [&] { return lvm::describe(ctx.def.device); });
+      if (origin.thin()) check_tools(ctx.def, {/*thin=*/true, false, false});
+      complete_spec(ctx.def, origin, spec);
     }
     for_chroot(ctx.def.name, [&] { lvm::create_snapshot(spec); });
     fail_point("begin:lv-created");
@@ -192,7 +197,13 @@ class LvmSnapshotBackend : public SourceBackend {
     ctx.mount_device = ref->device();
   }
 
-  DmProbe dm_unavailable_;
+  void check_tools(const ChrootDef& def, const lvm::ToolNeeds& needs) const {
+    const std::vector<std::string> missing = lvm::missing_lvm_tools(needs, tools_);
+    if (!missing.empty())
+      throw UserError(def.name + ": lvm-snapshot cannot work on this host; missing:\n  " + join(missing, "\n  "));
+  }
+
+  lvm::ToolPaths tools_;
 };
 
 }  // namespace
