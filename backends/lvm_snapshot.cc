@@ -97,6 +97,13 @@ UndoStep removal_of(const lvm::SnapshotSpec& spec) {
   return UndoStep::remove_lv(spec.origin.vg, spec.name, spec.tags.back(), "00device");
 }
 
+// A session schroot 1.6 began (its record read from 1.6's file): 1.6 tagged nothing, so
+// its snapshot is the untagged snapshot of the chroot's origin the record names.
+bool made_by_schroot16(const lvm::LvInfo& snapshot, const ChrootDef& def) {
+  const std::optional<lvm::LvRef> origin = lvm::parse_device(def.device);
+  return snapshot.tags.empty() && origin && snapshot.ref.vg == origin->vg && snapshot.origin == origin->lv;
+}
+
 // What the origin decides: the checked lvm-snapshot-options, and thin or classic.
 void complete_spec(const ChrootDef& def, const lvm::LvInfo& origin, lvm::SnapshotSpec& spec) {
   const lvm::SnapshotOptions opts = lvm::parse_snapshot_options(def.lvm_snapshot_options, def.name, origin.ref, def.device);
@@ -189,7 +196,7 @@ class LvmSnapshotBackend : public SourceBackend {
     if (!ref) throw UserError(ctx.id + ": the session record names no snapshot (lvm-snapshot-device)");
     acquire_image(ctx, ref->vg);  // after a reboot the image is detached
     const std::optional<lvm::LvInfo> info = for_chroot(ctx.id, [&] { return lvm::find(*ref); });
-    if (!info || !info->has_tag(lvm::kSessionTag))
+    if (!info || !(info->has_tag(lvm::kSessionTag) || made_by_schroot16(*info, ctx.def)))
       throw UserError(ctx.id + ": its snapshot " + ref->full() + " is gone; end the session (schroot -e -c " + ctx.id + ")");
     if (info->invalid())
       throw UserError(ctx.id + ": its snapshot " + ref->full() + " has overflowed (Invalid); end the session");

@@ -494,6 +494,42 @@ TEST_F(LvmBackend, ASourceSessionMountsTheOriginAsABlockDeviceAndPlansNoLvm) {
   EXPECT_EQ(keys["mount-device"], "/dev/vg0/sid");
 }
 
+// After a reboot, recovery remounts a session's snapshot: ours carries schroot_session;
+// one schroot 1.6 made (a session read from 1.6's file) carries no tag at all and is a
+// snapshot of the chroot's origin. Anything else is not the session's snapshot. (The
+// device node does not exist here: past the check, recovery stops at "did not appear".)
+TEST_F(LvmBackend, RecoveryAcceptsOurTaggedSnapshotAndSchroot16sUntaggedOneOnly) {
+  struct Case {
+    const char* what;
+    std::string lv;
+    bool accepted;
+  };
+  const Case cases[] = {
+      {"ours", snapshot_lv("sid-1", "schroot_session,schroot_session_abc"), true},
+      {"schroot 1.6's", snapshot_lv("sid-1", ""), true},
+      {"somebody else's tag", snapshot_lv("sid-1", "backup"), false},
+      {"not a snapshot of the origin",
+       R"({"vg_name":"vg0", "lv_name":"sid-1", "lv_attr":"-wi-a-----", "segtype":"linear", "origin":"", )"
+       R"("pool_lv":"", "lv_tags":"", "lv_size":"8388608", "data_percent":"", "lv_time":"", "lv_uuid":"z", )"
+       R"("lv_skip_activation":""})",
+       false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    FakeLvm fake([&](const Args&) { return ok(lvs_report(c.lv)); });
+    ChrootDef d = def();
+    d.keys["lvm-snapshot-device"] = "/dev/vg0/sid-1";
+    backends::SessionContext ctx(d, paths_, "sid-1", "/m/sid-1", false, /*recover=*/true);
+    try {
+      backend()->attach_device(ctx);
+      FAIL() << "the device node cannot exist here";
+    } catch (const UserError& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("is gone") == std::string::npos, c.accepted) << what;
+    }
+  }
+}
+
 // ---- a VG on an image file (lvm-image-file) ------------------------------------------------
 
 TEST(LvmImageConfig, TheImageKeyIsReadKeptInTheKeysAndPassedToTheSourceChroot) {
