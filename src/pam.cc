@@ -221,8 +221,10 @@ PamSession::PamSession(const PamRequest& req)
       (rc = ::pam_set_item(h, PAM_RHOST, rhost.c_str())) == PAM_SUCCESS && !tty.empty())
     rc = ::pam_set_item(h, PAM_TTY, tty.c_str());
   if (rc != PAM_SUCCESS) {
-    last_status_ = rc;
-    throw UserError("PAM error: " + reason(h, rc));  // the destructor ends the handle
+    const std::string why = reason(h, rc);
+    handle_ = nullptr;  // a constructor that throws gets no destructor call
+    ::pam_end(h, rc);
+    throw UserError("PAM error: " + why);
   }
 }
 
