@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "src/chroot_def.h"
@@ -66,16 +68,35 @@ void Environment::add(const std::vector<std::string>& name_eq_value) {
 
 namespace {
 
-// glibc's regcomp copies a repeated atom once per count, nested counts multiply:
-// "((a{999}){999}){999}" takes minutes and gigabytes to compile. A filter names
-// environment variables; no real one comes near this bound, so anything above it is
-// refused before regcomp sees it (the fuzzer found the hang in a session record).
+// glibc's regcomp copies a repeated atom once per count, nested counts multiply, and
+// the epsilon closures of optional parts (x?, x*, the optional copies of x{m,n}) grow
+// with the square of their number: "((a{99}){99}){99}" takes minutes and gigabytes,
+// "(((a{0}){99}){99})" 1.5 GB, "((a?){50}){50}" 50 MB. A filter names environment
+// variables; no real one comes near these bounds, so anything above them is refused
+// before regcomp sees it (the fuzzer found both hangs through session records).
 constexpr unsigned long kMaxExpandedAtoms = 10000;
+constexpr unsigned long kMaxOptionalParts = 1000;
 
-// The repeat count an interval "{m}", "{m,}" or "{m,n}" starting at p applies (its
-// largest bound, or m+1 when unbounded); p is left after the '}'. 1 when p does not
-// start a well-formed interval (regcomp judges those).
-unsigned long interval_count(const std::string& re, size_t& p) {
+// What a piece of a regex costs regcomp once every interval is expanded: its atoms,
+// and its optional parts. Both saturate just above their bounds.
+struct RegexCost {
+  unsigned long atoms = 0, optional = 0;
+  static unsigned long capped(unsigned long v, unsigned long max) { return std::min(v, max + 1); }
+  RegexCost& operator+=(const RegexCost& o) {
+    atoms = capped(atoms + o.atoms, kMaxExpandedAtoms);
+    optional = capped(optional + o.optional, kMaxOptionalParts);
+    return *this;
+  }
+  // `times` copies, `extra_optional` of them (or the empty x{0}) optional.
+  RegexCost repeated(unsigned long times, unsigned long extra_optional) const {
+    return {capped(atoms * times, kMaxExpandedAtoms), capped(optional * times + extra_optional, kMaxOptionalParts)};
+  }
+};
+
+// The interval "{m}", "{m,}" or "{m,n}" starting at p: how many copies it makes and
+// how many of those are optional (an empty x{0} counts as one). p is left after the
+// '}'; nullopt (p unchanged) when p does not start a well-formed interval.
+std::optional<std::pair<unsigned long, unsigned long>> interval_at(const std::string& re, size_t& p) {
   size_t q = p + 1;
   auto number = [&](unsigned long& n) {
     size_t start = q;
@@ -84,15 +105,16 @@ unsigned long interval_count(const std::string& re, size_t& p) {
     return q > start;
   };
   unsigned long low = 0, high = 0;
-  if (!number(low)) return 1;
+  if (!number(low)) return std::nullopt;
   high = low;
   if (q < re.size() && re[q] == ',') {
     ++q;
-    if (!number(high)) high = low + 1;
+    if (!number(high)) high = low + 1;  // {m,}: m copies and a starred one
   }
-  if (q >= re.size() || re[q] != '}') return 1;
+  if (q >= re.size() || re[q] != '}') return std::nullopt;
   p = q + 1;
-  return std::max({low, high, 1UL});
+  const unsigned long copies = std::max({low, high, 1UL});
+  return std::make_pair(copies, high > low ? high - low : (high == 0 ? 1UL : 0UL));
 }
 
 // Past a bracket expression starting at p ('['): "[]a]", "[^]a]", "[[:alpha:]]".
@@ -111,47 +133,54 @@ size_t skip_bracket(const std::string& re, size_t p) {
   return q + 1;
 }
 
-// How many atoms regcomp's tree holds once every interval is expanded: each atom
-// counts 1, a group the sum of its parts, a repeat multiplies what it follows.
-// Saturates at kMaxExpandedAtoms + 1.
-unsigned long expanded_atoms(const std::string& re) {
-  auto capped = [](unsigned long v) { return std::min(v, kMaxExpandedAtoms + 1); };
-  std::vector<unsigned long> groups{0};  // running sum per open group
-  std::vector<unsigned long> last{0};    // the last item's count per open group
+// What the whole regex costs: an atom costs one atom, a group the sum of its parts,
+// a repeat applies to what it follows. Each open group keeps its running sum and its
+// last item (what a following repeat applies to).
+RegexCost regex_cost(const std::string& re) {
+  struct Group {
+    RegexCost sum, last;
+  };
+  std::vector<Group> open(1);
+  auto replace_last = [&](const RegexCost& now) {
+    Group& g = open.back();
+    g.sum = RegexCost{g.sum.atoms - g.last.atoms, g.sum.optional - g.last.optional};
+    g.sum += now;
+    g.last = now;
+  };
   for (size_t p = 0; p < re.size();) {
-    unsigned long item = 1;
-    if (re[p] == '{' && last.back() > 0) {
-      const size_t at = p;
-      const unsigned long times = interval_count(re, p);
-      if (p != at) {
-        const unsigned long grown = capped(last.back() * times);
-        groups.back() = capped(groups.back() - last.back() + grown);
-        last.back() = grown;
-        continue;
-      }
-      // Not an interval: a literal '{', an atom as below.
-    }
-    if (re[p] == '(') {
-      groups.push_back(0);
-      last.push_back(0);
+    const char c = re[p];
+    const bool has_last = open.back().last.atoms > 0;
+    if (has_last && (c == '?' || c == '*' || c == '+')) {
+      replace_last(open.back().last.repeated(c == '+' ? 2 : 1, 1));
       ++p;
       continue;
     }
-    if (re[p] == ')' && groups.size() > 1) {
-      item = groups.back();
-      groups.pop_back();
-      last.pop_back();
+    if (has_last && c == '{') {
+      if (auto interval = interval_at(re, p)) {
+        replace_last(open.back().last.repeated(interval->first, interval->second));
+        continue;
+      }
+    }
+    RegexCost item{1, 0};
+    if (c == '(') {
+      open.emplace_back();
       ++p;
-    } else if (re[p] == '[') {
+      continue;
+    }
+    if (c == ')' && open.size() > 1) {
+      item = open.back().sum;
+      open.pop_back();
+      ++p;
+    } else if (c == '[') {
       p = skip_bracket(re, p);
     } else {
-      p += re[p] == '\\' ? 2 : 1;
+      p += c == '\\' ? 2 : 1;  // a literal '{' not starting an interval included
     }
-    groups.back() = capped(groups.back() + item);
-    last.back() = item;
+    open.back().sum += item;
+    open.back().last = item;
   }
-  unsigned long total = 0;
-  for (unsigned long g : groups) total = capped(total + g);
+  RegexCost total;
+  for (const Group& g : open) total += g.sum;
   return total;
 }
 
@@ -159,9 +188,10 @@ unsigned long expanded_atoms(const std::string& re) {
 class FilterRegex {
  public:
   explicit FilterRegex(const std::string& pattern) {
-    if (expanded_atoms(pattern) > kMaxExpandedAtoms) {
-      error_ = "too complex: its repeat counts expand to more than " + std::to_string(kMaxExpandedAtoms) +
-               " elements";
+    const RegexCost cost = regex_cost(pattern);
+    if (cost.atoms > kMaxExpandedAtoms || cost.optional > kMaxOptionalParts) {
+      error_ = "too complex: its repeats expand to more than " + std::to_string(kMaxExpandedAtoms) +
+               " elements or " + std::to_string(kMaxOptionalParts) + " optional parts";
       return;
     }
     const int rc = regcomp(&re_, pattern.c_str(), REG_EXTENDED | REG_NOSUB);

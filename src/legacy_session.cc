@@ -92,6 +92,8 @@ bool is_session_dir_in(const std::string& path, const std::string& id, const std
 // /run/schroot/mount): mounts are listed by their real mount points. The part that does
 // not exist yet (the run directory after a reboot) is kept as it is.
 std::string canonical_path(const std::string& path) {
+  // Relative (a torn or odd file): kept, for check_session_paths to refuse by name.
+  if (path.empty() || path[0] != '/') return path;
   std::string head = path.substr(0, path.rfind('/')), tail = path.substr(path.rfind('/'));
   while (!head.empty()) {
     if (char* real = ::realpath(head.c_str(), nullptr)) {

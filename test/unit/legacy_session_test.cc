@@ -280,6 +280,11 @@ INSTANTIATE_TEST_SUITE_P(
         OddFile{"mount location climbing out", "mount-location=@ROOT@/run/schroot/mount/legacy-union-s1",
                 "mount-location=@ROOT@/run/schroot/mount/../../legacy-union-s1", "mount-location"},
         OddFile{"overlay dir without the id", "overlay/legacy-union-s1", "overlay", "union-overlay-directory"},
+        // The fuzzer's crash: a relative directory (no leading '/') threw out_of_range.
+        OddFile{"a relative overlay dir", "union-overlay-directory=@ROOT@/", "union-overlay-directory=x@ROOT@/",
+                "union-overlay-directory"},
+        OddFile{"an overlay dir with no slash", "union-overlay-directory=@ROOT@/var/lib/schroot/union/overlay/legacy-union-s1",
+                "union-overlay-directory=overlay", "union-overlay-directory"},
         OddFile{"a name not the file's", "name=legacy-union-s1", "name=other", "name="},
         OddFile{"no chroot name", "original-name=legacy-union", "original-name=", "original-name"},
         OddFile{"a type this schroot cannot end", "type=directory", "type=btrfs-snapshot",
