@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <optional>
@@ -332,6 +333,14 @@ char** caller_environment() {
   return pointers.data();
 }
 
+// What a begin creates (run and lock directories, lock files, union dirs: an overlay
+// session's / is its upper dir) must be root's with root's group, as schroot 1.6's is:
+// a setuid binary keeps the caller's group as its effective group. Commands and hooks
+// set their own groups; the doctor drops to the caller's ids itself.
+void use_root_group() {
+  if (::geteuid() == 0 && ::getegid() != 0 && ::setegid(0) != 0) throw SystemError("setegid", "0", errno);
+}
+
 }  // namespace
 
 int run_app(int argc, char** argv) {
@@ -354,6 +363,7 @@ int run_app(int argc, char** argv) {
     }
     caller_environment();  // saved, and dropped when setuid, before anything reads it
     use_own_umask();
+    use_root_group();
     const Paths paths = Paths::installed();
     if (req.action == Action::kDoctor) return doctor(paths, req.verbosity == Verbosity::kQuiet);
     SessionManager sessions(paths, caller_environment());

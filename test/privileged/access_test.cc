@@ -155,6 +155,27 @@ TEST_F(Access, UsersOwnSessionLifecycle) {
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 
+// What a user's begin creates is root's, group included, as with schroot 1.6: a
+// setuid binary otherwise keeps the caller's group as its effective group, and the run
+// directories, lock files and union dirs (an overlay session's / is its upper dir) got
+// the user's group (the sbuild trial found / as root:builder inside the session).
+TEST_F(Access, WhatAUsersBeginCreatesBelongsToRootAndItsGroup) {
+  root_.write_config("[bb]\ntype=directory\ndirectory=" + tree_ + "\nprofile=minimal\nunion-type=overlay\n" +
+                     "users=nobody\n");
+  auto b = as_nobody({"-c", "bb", "-b", "-n", "mine"});
+  ASSERT_EQ(b.status, 0) << b.err;
+  auto r = as_nobody({"-c", "mine", "-r", "-d", "/", "--", "stat", "-c", "%u:%g", "/"});
+  EXPECT_EQ(trim(r.out), "0:0") << r.err;
+  for (const std::string& dir : {root_.run_dir() + "/mount/mine", root_.run_dir() + "/lock",
+                                 root_.state() + "/union/overlay/mine/upper"}) {
+    struct stat st;
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0) << dir;
+    EXPECT_EQ(st.st_uid, 0u) << dir;
+    EXPECT_EQ(st.st_gid, 0u) << dir;
+  }
+  EXPECT_EQ(as_nobody({"-c", "mine", "-e"}).status, 0);
+}
+
 // A setup.d hook that parks one stage: at `when` (setup-start or setup-stop) it says
 // so (a file) and waits on a FIFO until the test opens it. The test acts while the
 // stage is known to run, with no sleep on either side.
