@@ -424,6 +424,7 @@ TEST_F(LvmSession, EndingAllSessionsRemovesSessionSnapshotsAndNoOtherLv) {
   // An LV another tool (or a named snapshot, later) made: never ours to remove.
   ASSERT_TRUE(lvm::runner().run({"lvcreate", "--snapshot", "--size", "8M", "--name", "kept", "--addtag",
                                  lvm::kNamedTag, vg_ + "/origin"}).status.success());
+  dm_before_ = dm_devices();  // with kept's devices: they must stay
   ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "a1"}).status, 0);
   ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "a2"}).status, 0);
   EXPECT_EQ(session_lvs().size(), 2u);
@@ -441,6 +442,7 @@ TEST_F(LvmSession, AnLvOfTheSessionsNameWithoutItsTagSurvivesTheRollback) {
   // rollback must not remove that LV (it lacks the session's own tag).
   ASSERT_TRUE(lvm::runner().run({"lvcreate", "--snapshot", "--size", "8M", "--name", "taken", "--addtag",
                                  lvm::kSessionTag, vg_ + "/origin"}).status.success());
+  dm_before_ = dm_devices();  // with taken's devices: they must stay
   auto r = root_.schroot({"-c", "snap", "-b", "-n", "taken"});
   EXPECT_NE(r.status, 0);
   EXPECT_TRUE(contains(r.err, "already exists")) << r.err;
