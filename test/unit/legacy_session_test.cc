@@ -189,8 +189,11 @@ TEST_F(LegacySessionFile, EndingAnLvmSessionRemovesTheSnapshot16MadeOfTheOrigin)
 }
 
 TEST_F(LegacySessionFile, AnLvOfThatNameThatIsNotThe16SnapshotIsLeftAlone) {
-  for (const auto& [origin, tags] : {std::pair<std::string, std::string>{"other", ""}, {"sid", "schroot_session"},
-                                     {"sid", "schroot_named"}, {"", ""}}) {
+  for (const auto& lv : {std::pair<std::string, std::string>{"other", ""}, {"sid", "schroot_session"},
+                          {"sid", "schroot_named"}, {"", ""}}) {
+    // Named, not structured bindings: C++17 lambdas cannot capture those (clang refuses).
+    const std::string& origin = lv.first;
+    const std::string& tags = lv.second;
     test::FakeLvm fake([&](const test::Args& a) { return a[0] == "lvs" ? test::ok(lvs_of_snapshot(origin, tags)) : test::ok(); });
     install("legacy-lvm-s1");
 
