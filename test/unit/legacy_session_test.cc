@@ -91,6 +91,22 @@ TEST(LegacySessionText, A16KeyfileIsLegacyAndAJsonRecordIsNot) {
   EXPECT_FALSE(is_legacy_session("  \n{}"));
 }
 
+// The fuzzer's crash: union dirs are only checked for a union session, so a session
+// without a union whose file names a relative one (no '/', or not leading) reached the
+// path canonicalisation, which threw std::out_of_range instead of an error naming the
+// file and the key.
+TEST_F(LegacySessionFile, RelativeUnionDirectoriesOfASessionWithoutAUnionAreAnErrorNamingTheKey) {
+  for (const char* dir : {"overlay", "x/var/lib/schroot/union/overlay/legacy-dir-s1"}) {
+    SCOPED_TRACE(dir);
+    std::string text = install("legacy-dir-s1");
+    text += std::string("union-overlay-directory=") + dir + "\n";
+    write("legacy-dir-s1", text);
+    const std::string message = error_reading("legacy-dir-s1");
+    EXPECT_NE(message.find(file("legacy-dir-s1")), std::string::npos) << message;
+    EXPECT_NE(message.find("union-overlay-directory: must be an absolute path"), std::string::npos) << message;
+  }
+}
+
 TEST_F(LegacySessionFile, ADirectorySessionIsAnActiveRecordOfItsCreatorInThisBoot) {
   install("legacy-dir-s1");
 
@@ -283,7 +299,6 @@ INSTANTIATE_TEST_SUITE_P(
         OddFile{"mount location climbing out", "mount-location=@ROOT@/run/schroot/mount/legacy-union-s1",
                 "mount-location=@ROOT@/run/schroot/mount/../../legacy-union-s1", "mount-location"},
         OddFile{"overlay dir without the id", "overlay/legacy-union-s1", "overlay", "union-overlay-directory"},
-        // The fuzzer's crash: a relative directory (no leading '/') threw out_of_range.
         OddFile{"a relative overlay dir", "union-overlay-directory=@ROOT@/", "union-overlay-directory=x@ROOT@/",
                 "union-overlay-directory"},
         OddFile{"an overlay dir with no slash", "union-overlay-directory=@ROOT@/var/lib/schroot/union/overlay/legacy-union-s1",
