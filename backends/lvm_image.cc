@@ -87,15 +87,27 @@ lvm::LvRef image_origin(const ChrootDef& def) {
   return *ref;
 }
 
+namespace {
+
+// The release step of a use of the chroot's image, named `step`: the image checked as
+// a loopback image (root's regular file nobody else may write) and identified by its
+// dev/ino, the VG, and in `path` the origin's device (its node tells whether the VG is
+// active).
+UndoStep planned_release(const ChrootDef& def, const std::string& vg, const std::string& step) {
+  const sys::UniqueFd image = open_image_file(def.name, def.lvm_image_file, /*read_only=*/false);
+  struct stat st;
+  if (::fstat(image.get(), &st) != 0) throw SystemError("stat", def.lvm_image_file, errno);
+  UndoStep release = UndoStep::release_image(vg, def.lvm_image_file, static_cast<uint64_t>(st.st_dev),
+                                             static_cast<uint64_t>(st.st_ino), step);
+  release.path = def.device;
+  return release;
+}
+
+}  // namespace
+
 void plan_image_use(const SessionContext& ctx, const std::string& vg, std::vector<UndoStep>& undo) {
   if (ctx.def.lvm_image_file.empty()) return;
-  const sys::UniqueFd image = open_image_file(ctx.def.name, ctx.def.lvm_image_file, /*read_only=*/false);
-  struct stat st;
-  if (::fstat(image.get(), &st) != 0) throw SystemError("stat", ctx.def.lvm_image_file, errno);
-  UndoStep release = UndoStep::release_image(vg, ctx.def.lvm_image_file, static_cast<uint64_t>(st.st_dev),
-                                             static_cast<uint64_t>(st.st_ino), "00device");
-  release.path = ctx.def.device;  // its node tells whether the VG is active
-  undo.push_back(std::move(release));
+  undo.push_back(planned_release(ctx.def, vg, "00device"));
 }
 
 namespace {
@@ -107,6 +119,11 @@ struct ImageUse {
   std::string origin_device;  // /dev/VG/LV: its node exists while the VG is active
   std::string shown;          // the chroot or session, for messages
 };
+
+// The use a planned release step names: the very image it was planned with.
+ImageUse use_of(const UndoStep& release, const std::string& shown) {
+  return {release.name, release.file, release.dev, release.ino, release.path, shown};
+}
 
 bool is_block_device(const std::string& path) {
   struct stat st;
@@ -147,7 +164,7 @@ void acquire_image(const SessionContext& ctx, const std::string& vg) {
 }
 
 void reattach_image(const Paths& paths, const std::string& session, const UndoStep& step) {
-  ensure_attached(paths, session, {step.name, step.file, step.dev, step.ino, step.path, session});
+  ensure_attached(paths, session, use_of(step, session));
 }
 
 void release_image(const Paths& paths, const std::string& session, const UndoStep& step) {
@@ -170,13 +187,8 @@ ImageHold::ImageHold(const Paths& paths, const ChrootDef& def) : paths_(paths) {
   id_ = tool_claim_id("lvm-image." + def.name + "." + std::to_string(::getpid()));
   lock_ = FileLock::try_acquire(tool_claim_lock_path(paths_, id_), LockMode::kExclusive);
   if (!lock_) throw UserError(def.name + ": " + tool_claim_lock_path(paths_, id_) + " is locked by another process");
-  const sys::UniqueFd image = open_image_file(def.name, def.lvm_image_file, /*read_only=*/false);
-  struct stat st;
-  if (::fstat(image.get(), &st) != 0) throw SystemError("stat", def.lvm_image_file, errno);
-  release_ = UndoStep::release_image(vg, def.lvm_image_file, static_cast<uint64_t>(st.st_dev),
-                                     static_cast<uint64_t>(st.st_ino), "snapshot action");
-  release_->path = def.device;
-  ensure_attached(paths_, id_, {vg, def.lvm_image_file, release_->dev, release_->ino, def.device, def.name});
+  release_ = planned_release(def, vg, "snapshot action");
+  ensure_attached(paths_, id_, use_of(*release_, def.name));
 }
 
 ImageHold::~ImageHold() {
