@@ -271,18 +271,11 @@ void remove_session_snapshot(const UndoStep& u, const std::string& session) {
   const auto slash = u.name.find('/');
   if (slash == std::string::npos) throw UserError("lvremove " + u.name + ": not a VG/LV name");
   const lvm::LvRef lv{u.name.substr(0, slash), u.name.substr(slash + 1)};
-  lvm::Removal removal;
-  try {
-    removal = lvm::remove_tagged(lv, u.tag);
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    throw UserError(what.rfind("lvremove ", 0) == 0 ? what : "lvremove " + u.name + ": " + what);
-  }
+  const lvm::Removal removal = lvm::undo_removal(u.name, [&] { return lvm::remove_tagged(lv, u.tag); });
   if (removal == lvm::Removal::kNotOurs)
     log_warning(session + ": " + u.name + " does not carry the tag " + u.tag + ": not this session's; left alone");
   else if (removal == lvm::Removal::kAlreadyGone)
     remove_orphan_devices(lv, session);
 }
-
 
 }  // namespace schroot::backends

@@ -262,13 +262,8 @@ SessionRecord legacy_session_record(const std::string& text, const LegacySession
 void remove_legacy_snapshot(const UndoStep& u, const std::string& id) {
   const auto lv = sys::lvm::parse_device("/dev/" + u.name);
   if (!lv) throw UserError("lvremove " + u.name + ": not a VG/LV name");
-  sys::lvm::Removal removal;
-  try {
-    removal = sys::lvm::remove_snapshot_of(*lv, u.origin);
-  } catch (const sys::lvm::LvmError& e) {
-    // lvs's failures name lvs: the step is the lvremove.
-    throw UserError(starts_with(e.what(), "lvremove ") ? e.what() : "lvremove " + u.name + ": " + e.what());
-  }
+  const sys::lvm::Removal removal =
+      sys::lvm::undo_removal(u.name, [&] { return sys::lvm::remove_snapshot_of(*lv, u.origin); });
   if (removal == sys::lvm::Removal::kNotOurs)
     log_warning(id + ": " + u.name + " is not the snapshot of " + u.origin +
                 " schroot 1.6 made for this session (another origin, or a schroot tag): left alone");

@@ -535,6 +535,15 @@ Removal remove_snapshot_of(const LvRef& lv, const std::string& origin) {
   return Removal::kRemoved;
 }
 
+Removal undo_removal(const std::string& vg_slash_lv, const std::function<Removal()>& remove) {
+  try {
+    return remove();
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw UserError(what.rfind("lvremove ", 0) == 0 ? what : "lvremove " + vg_slash_lv + ": " + what);
+  }
+}
+
 void activate_vg(const std::string& vg) {
   const Output o = run_lvm(vgchange_args(vg, true));
   if (!o.status.success()) fail("vgchange -ay " + vg, o);

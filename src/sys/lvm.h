@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -203,6 +204,11 @@ std::vector<std::string> lvremove_snapshot_args(const LvRef& lv, const std::stri
 // `origin` and carries no schroot tag (a session or named snapshot of ours is never
 // one of 1.6's): kNotOurs otherwise, kAlreadyGone when there is no such LV.
 Removal remove_snapshot_of(const LvRef& lv, const std::string& origin);
+
+// Runs an undo step's removal of the LV `vg_slash_lv` (remove_tagged, or a legacy
+// session's remove_snapshot_of): whatever fails reads "lvremove VG/LV: ..." (lvs's own
+// failures name lvs; the step is the lvremove).
+Removal undo_removal(const std::string& vg_slash_lv, const std::function<Removal()>& remove);
 
 // vgchange -ay of `vg`. Throws LvmError (kVgNotFound when no PV of it is visible).
 void activate_vg(const std::string& vg);
