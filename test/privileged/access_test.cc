@@ -130,7 +130,7 @@ TEST_F(Access, FailPointIsIgnoredWhenSetuid) {
 
 TEST_F(Access, OnlyTheCreatorMayUseOrEndASession) {
   config("users=nobody\n");
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "roots"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "roots"})));
 
   auto run = as_nobody({"-c", "roots", "-r", "-d", "/", "--", "true"});
   auto end = as_nobody({"-c", "roots", "-e"});
@@ -138,7 +138,7 @@ TEST_F(Access, OnlyTheCreatorMayUseOrEndASession) {
   EXPECT_EQ(run.status, 1);
   EXPECT_NE(run.err.find("Access not authorised"), std::string::npos) << run.err;
   EXPECT_EQ(end.status, 1);
-  EXPECT_EQ(root_.schroot({"-c", "roots", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "roots", "-e"})));
 }
 
 TEST_F(Access, UsersOwnSessionLifecycle) {
@@ -173,7 +173,7 @@ TEST_F(Access, WhatAUsersBeginCreatesBelongsToRootAndItsGroup) {
     EXPECT_EQ(st.st_uid, 0u) << dir;
     EXPECT_EQ(st.st_gid, 0u) << dir;
   }
-  EXPECT_EQ(as_nobody({"-c", "mine", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(as_nobody({"-c", "mine", "-e"})));
 }
 
 // A setup.d hook that parks one stage: at `when` (setup-start or setup-stop) it says
@@ -242,7 +242,7 @@ TEST_F(Locks, EndDuringBeginWaitsForTheBeginThenEnds) {
 
 TEST_F(Locks, TwoConcurrentEndsEndTheSessionOnce) {
   ParkedHook hook(root_, "15park", "setup-stop");
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "twice"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "twice"})));
   Background first(SCHROOT_UNDER_TEST, {"-c", "twice", "-e"});
   ASSERT_TRUE(hook.wait_parked()) << "the first end never reached its hooks: " << first.err();
   Background second(SCHROOT_UNDER_TEST, {"-c", "twice", "-e"});
@@ -260,7 +260,7 @@ TEST_F(Locks, TwoConcurrentEndsEndTheSessionOnce) {
 }
 
 TEST_F(Locks, EndTimeoutNamesTheBusyPid) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "busy"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "busy"})));
   Background runner(SCHROOT_UNDER_TEST, {"-c", "busy", "-r", "-d", "/", "--", "sh", "-c", kReadyThenWait});
   ASSERT_EQ(runner.read_line(kDeadline), "ready") << runner.err();
 
@@ -270,7 +270,7 @@ TEST_F(Locks, EndTimeoutNamesTheBusyPid) {
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.err.find("held by pid " + std::to_string(runner.pid())), std::string::npos) << e.err;
   EXPECT_EQ(runner.wait(kDeadline), 0) << "-r finished undisturbed: " << runner.err();
-  EXPECT_EQ(root_.schroot({"-c", "busy", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "busy", "-e"})));
 }
 
 }  // namespace

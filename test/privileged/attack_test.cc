@@ -232,7 +232,7 @@ TEST_F(Attack, EveryVerbWorksAfterAReboot) {
       EXPECT_EQ(rec.status, 0) << rec.err;
       auto again = as_nobody({"-r", "-c", "rb", "-d", "/", "--", "cat", "/etc/debian_chroot"});
       EXPECT_EQ(again.status, 0) << again.err;
-      EXPECT_EQ(as_nobody({"-e", "-c", "rb"}).status, 0);
+      EXPECT_TRUE(succeeded(as_nobody({"-e", "-c", "rb"})));
     } else if (std::string(verb) == "--all") {
       auto e = as_nobody({"-e", "--all-sessions"});
       EXPECT_EQ(e.status, 0) << e.err;
@@ -240,7 +240,7 @@ TEST_F(Attack, EveryVerbWorksAfterAReboot) {
       auto v = as_nobody({verb, "-c", "rb"});
       EXPECT_EQ(v.status, 0) << verb << ": " << v.err;
       if (std::string(verb) == "--recover-session") {
-        EXPECT_EQ(as_nobody({"-e", "-c", "rb"}).status, 0);
+        EXPECT_TRUE(succeeded(as_nobody({"-e", "-c", "rb"})));
       }
     }
     EXPECT_TRUE(root_.records().empty()) << verb;
@@ -294,7 +294,7 @@ TEST_F(Attack, InterruptDuringTheLastStageOfBeginLeavesNoUnknownSession) {
     // The id was printed: the session stands, known to its caller.
     ASSERT_FALSE(trim(r.out).empty());
     EXPECT_EQ(root_.records(), std::vector<std::string>{trim(r.out)});
-    EXPECT_EQ(as_nobody({"-e", "-c", trim(r.out)}).status, 0);
+    EXPECT_TRUE(succeeded(as_nobody({"-e", "-c", trim(r.out)})));
   } else {
     // Rolled back, then ended by the signal it held (130) or with the message (1).
     EXPECT_TRUE(r.status == 1 || r.status == 128 + SIGINT) << r.status;
@@ -319,7 +319,7 @@ TEST_F(Attack, InterruptDuringAnAutomaticSessionsTeardownKeepsTheCommandsStatus)
 // Finding 8. A begin that fails after taking its session lock, before its record is
 // written (here: the source is claimed by another session), leaves no lock file.
 TEST_F(Attack, BeginFailingBeforeItsRecordLeavesNoLockFile) {
-  ASSERT_EQ(as_nobody({"-c", "bb", "-b", "-n", "holder"}).status, 0);
+  ASSERT_TRUE(succeeded(as_nobody({"-c", "bb", "-b", "-n", "holder"})));
   config("source-users=nobody\n");
 
   auto r = as_nobody({"-c", "source:bb", "-b", "-n", "blocked", "--source-lock-timeout", "0"});
@@ -328,13 +328,13 @@ TEST_F(Attack, BeginFailingBeforeItsRecordLeavesNoLockFile) {
   EXPECT_NE(r.err.find("in use by session(s) holder"), std::string::npos) << r.err;
   EXPECT_FALSE(path_exists(root_.run_dir() + "/lock/blocked.session"));
   EXPECT_FALSE(path_exists(root_.run_dir() + "/lock/blocked.session.holders"));
-  EXPECT_EQ(as_nobody({"-e", "-c", "holder"}).status, 0);
+  EXPECT_TRUE(succeeded(as_nobody({"-e", "-c", "holder"})));
 }
 
 // Finding 8. --recover-session --all-sessions tries each session's lock once: a
 // session with a command running in it is skipped at once, not waited for.
 TEST_F(Attack, RecoverAllSessionsSkipsASessionInUse) {
-  ASSERT_EQ(as_nobody({"-c", "bb", "-b", "-n", "busy"}).status, 0);
+  ASSERT_TRUE(succeeded(as_nobody({"-c", "bb", "-b", "-n", "busy"})));
   const std::string flag = tree_ + "/tmp/running";
   pid_t runner = spawn_as_nobody({"-r", "-c", "busy", "-d", "/", "--", "sh", "-c", "touch /tmp/running; sleep 30"});
   ASSERT_TRUE(
@@ -350,7 +350,7 @@ TEST_F(Attack, RecoverAllSessionsSkipsASessionInUse) {
   EXPECT_LT(took, std::chrono::seconds(5)) << "waited for the live session's lock";
   EXPECT_NE(r.err.find("busy: in use"), std::string::npos) << r.err;
   EXPECT_TRUE(active("busy"));
-  EXPECT_EQ(as_nobody({"-e", "-c", "busy"}).status, 0);
+  EXPECT_TRUE(succeeded(as_nobody({"-e", "-c", "busy"})));
 }
 
 // Finding 9. Listing is read-only: it never removes a writer's temporary file.
@@ -360,8 +360,8 @@ TEST_F(Attack, ListingRemovesNothing) {
   struct timespec old[2] = {{0, 0}, {0, 0}};
   ASSERT_EQ(utimensat(AT_FDCWD, temp.c_str(), old, 0), 0);
 
-  EXPECT_EQ(as_nobody({"-l", "--all-sessions"}).status, 0);
-  EXPECT_EQ(as_nobody({"--info", "--all-sessions"}).status, 0);
+  EXPECT_TRUE(succeeded(as_nobody({"-l", "--all-sessions"})));
+  EXPECT_TRUE(succeeded(as_nobody({"--info", "--all-sessions"})));
 
   EXPECT_TRUE(path_exists(temp));
 }
@@ -414,7 +414,7 @@ TEST_F(Attack, CallersUmaskReachesTheCommandOnly) {
 // one (here a record that cannot be read at all: a directory in its place).
 TEST_F(Attack, EndAllSessionsGoesOnPastASessionThatFailsWithASystemError) {
   ASSERT_EQ(mkdir((root_.state() + "/session/aaa-unreadable").c_str(), 0755), 0);
-  ASSERT_EQ(as_nobody({"-c", "bb", "-b", "-n", "zzz"}).status, 0);
+  ASSERT_TRUE(succeeded(as_nobody({"-c", "bb", "-b", "-n", "zzz"})));
 
   auto e = schroot::test::run_program(SCHROOT_UNDER_TEST, {"-e", "--all-sessions"}, {});
 

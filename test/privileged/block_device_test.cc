@@ -105,13 +105,13 @@ TEST_F(BlockDevice, AFileThatIsNoBlockDeviceIsRefusedClearly) {
 }
 
 TEST_F(BlockDevice, TwoSessionsNeverMountTheDeviceReadWriteAtOnce) {
-  ASSERT_EQ(root_.schroot({"-c", "bd", "-b", "-n", "b1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bd", "-b", "-n", "b1"})));
 
   auto second = root_.schroot({"-c", "bd", "--source-lock-timeout", "0", "--", "true"});
   EXPECT_NE(second.status, 0);
   EXPECT_NE(second.err.find("in use by session(s) b1"), std::string::npos) << second.err;
 
-  EXPECT_EQ(root_.schroot({"-c", "b1", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "b1", "-e"})));
   expect_nothing_left();
 }
 

@@ -145,7 +145,7 @@ TEST_F(BootRecovery, RecoverRemountsEverySessionOfThePreviousBoot) {
   }
   auto d = root_.schroot({"-c", "d1", "-r", "-d", "/", "--", "test", "-x", "/bin/busybox"});
   EXPECT_EQ(d.status, 0) << d.err;
-  EXPECT_EQ(root_.schroot({"-e", "--all-sessions"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "--all-sessions"})));
   expect_nothing_left();
 }
 
@@ -164,7 +164,7 @@ TEST_F(BootRecovery, RecoverIsTheActionOfTheShippedDefaultsFile) {
   auto stop = run_unit("ExecStop");
   EXPECT_EQ(stop.status, 0) << stop.err;
   EXPECT_EQ(root_.records().size(), 3u);
-  EXPECT_EQ(root_.schroot({"-e", "--all-sessions"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "--all-sessions"})));
   expect_nothing_left();
 }
 
@@ -210,8 +210,8 @@ TEST_F(BootRecovery, ASessionThatCannotBeRecoveredFailsTheUnitButNotTheOthers) {
   EXPECT_NE(boot.err.find("i1"), std::string::npos) << boot.err;
   auto r = root_.schroot({"-c", "u1", "-r", "-d", "/", "--", "test", "-e", "/survivor"});
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(root_.schroot({"-e", "-c", "u1"}).status, 0);
-  EXPECT_EQ(root_.schroot({"-e", "-c", "d1"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "u1"})));
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "d1"})));
 }
 
 // The figure the operators issue asks for (schroot 1.6 ran one schroot per session at

@@ -118,7 +118,7 @@ TEST_F(Fault, KillAtEveryFailPointOfBeginAndEndLeaksNothing) {
       leaked += leaks();
     }
     for (const char* point : kEndPoints) {
-      ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "f"}).status, 0);
+      ASSERT_TRUE(succeeded(root_.schroot({"-c", chroot, "-b", "-n", "f"})));
       int st = wait_status(spawn({"-c", "f", "-e"}, {std::string("SCHROOT_FAIL_AT=") + point}));
       EXPECT_EQ(st, 128 + SIGKILL) << chroot << " " << point;
       kills += st == 128 + SIGKILL;
@@ -150,7 +150,7 @@ TEST_F(Fault, RandomKillsFromOutsideDuringBeginAndEndLeakNothing) {
     const char* chroot = kChroots[rounds % 3];
     const bool during_end = (rounds / 3) % 2 == 1;
     if (during_end) {
-      ASSERT_EQ(root_.schroot({"-c", chroot, "-b", "-n", "r"}).status, 0);
+      ASSERT_TRUE(succeeded(root_.schroot({"-c", chroot, "-b", "-n", "r"})));
     }
     pid_t pid = during_end ? spawn({"-c", "r", "-e"}) : spawn({"-c", chroot, "-b", "-n", "r"});
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));

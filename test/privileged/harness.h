@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <functional>
 #include <map>
@@ -23,6 +25,13 @@ struct RunResult {
   int status = -1;  // exit status, or 128+signal
   std::string out, err;
 };
+
+// ASSERT_TRUE(succeeded(root_.schroot({...}))): a failure says the exit status and
+// what the command printed on stderr, not only "1 != 0".
+inline ::testing::AssertionResult succeeded(const RunResult& r) {
+  if (r.status == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "exit status " << r.status << ", stderr:\n" << r.err;
+}
 
 class TestRoot {
  public:

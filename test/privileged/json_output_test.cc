@@ -32,7 +32,7 @@ class JsonOutput : public ::testing::Test {
   }
   void TearDown() override {
     if (!session_) return;
-    EXPECT_EQ(root_.schroot({"-e", "-c", "s1"}).status, 0);
+    EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "s1"})));
   }
   void begin() {
     auto b = root_.schroot({"-b", "-c", "box", "-n", "s1"});

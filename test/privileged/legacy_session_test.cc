@@ -100,7 +100,7 @@ TEST_F(LegacySession, SessionsSchroot16BeganAreListedBesideOurs) {
 
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "session:legacy-dir-s1\nsession:legacy-union-s1\nsession:ours\n");
-  EXPECT_EQ(root_.schroot({"-e", "-c", "ours"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "ours"})));
 }
 
 TEST_F(LegacySession, InfoShowsWhatTheSchroot16FileSays) {
@@ -142,7 +142,7 @@ TEST_F(LegacySession, EndingADirectorySessionUnmountsAllAndRemovesTheFile) {
 TEST_F(LegacySession, EndingAUnionSessionRemovesItsUnionDirectories) {
   install("legacy-union-s1");
   mount_union_like_16("legacy-union-s1");
-  ASSERT_EQ(root_.schroot({"-r", "-c", "legacy-union-s1", "-d", "/", "--", "touch", "/changed"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-r", "-c", "legacy-union-s1", "-d", "/", "--", "touch", "/changed"})));
   ASSERT_TRUE(path_exists(overlay("legacy-union-s1") + "/upper/changed"));
 
   RunResult r = root_.schroot({"-e", "-c", "legacy-union-s1"});
@@ -155,7 +155,7 @@ TEST_F(LegacySession, EndingAUnionSessionRemovesItsUnionDirectories) {
 TEST_F(LegacySession, EndingASourceSessionLeavesTheSourceAsItIs) {
   install("legacy-src-s1");
   mount_directory_like_16("legacy-src-s1");
-  ASSERT_EQ(root_.schroot({"-r", "-c", "legacy-src-s1", "-d", "/", "--", "touch", "/kept"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-r", "-c", "legacy-src-s1", "-d", "/", "--", "touch", "/kept"})));
 
   RunResult r = root_.schroot({"-e", "-c", "legacy-src-s1"});
 
@@ -179,7 +179,7 @@ TEST_F(LegacySession, SetupDHooksGetSetupStopAsFrom16) {
   mount_directory_like_16("legacy-dir-s1");
   root_.add_hook("50site", "#!/bin/sh\necho \"$1 $2 $SESSION_ID $CHROOT_MOUNT_LOCATION\" >> " + root_.root() + "/hook.log\n");
 
-  ASSERT_EQ(root_.schroot({"-e", "-c", "legacy-dir-s1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-e", "-c", "legacy-dir-s1"})));
 
   EXPECT_EQ(read_text(root_.root() + "/hook.log"), "setup-stop ok legacy-dir-s1 " + location("legacy-dir-s1") + "\n");
   expect_nothing_left();
@@ -206,7 +206,7 @@ TEST_F(LegacySession, ASessionSchroot16BeganBeforeTheRebootIsRemountedByRecovery
 
   EXPECT_EQ(recovered.status, 0) << recovered.err;
   EXPECT_EQ(in.status, 0) << in.err;
-  EXPECT_EQ(root_.schroot({"-e", "-c", "legacy-union-s1"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "legacy-union-s1"})));
   expect_nothing_left();
 }
 
@@ -225,7 +225,7 @@ TEST_F(LegacySession, ATornSessionFileIsAnErrorNamingItAndTheOthersStillWork) {
   EXPECT_TRUE(contains(end.err, file("legacy-torn"))) << end.err;
   EXPECT_EQ(list.status, 0) << list.err;
   EXPECT_EQ(list.out, "session:legacy-dir-s1\nsession:legacy-torn\n");
-  EXPECT_EQ(root_.schroot({"-e", "-c", "legacy-dir-s1"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "legacy-dir-s1"})));
   EXPECT_TRUE(root_.mounts_below_root().empty());
 }
 

@@ -225,7 +225,7 @@ TEST_F(Location, SessionPathAndLocationAreTheMountPoint) {
   tree_in_image("/sid", "sid");
   make_image();
   config("/sid");
-  ASSERT_EQ(root_.schroot({"-c", "img", "-b", "-n", "s1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "img", "-b", "-n", "s1"})));
   const std::string mount_point = root_.run_dir() + "/mount/s1";
 
   auto loc = root_.schroot({"--location", "-c", "session:s1"});
@@ -237,7 +237,7 @@ TEST_F(Location, SessionPathAndLocationAreTheMountPoint) {
   EXPECT_NE(info.out.find("Location               /sid\n"), std::string::npos) << info.out;
   EXPECT_EQ(read_text(mount_point + "/marker"), "sid\n");
   EXPECT_EQ(trim(inside.out), "sid") << inside.err;
-  EXPECT_EQ(root_.schroot({"-e", "-c", "s1"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "-c", "s1"})));
   expect_nothing_left_and_host_untouched();
 }
 
@@ -272,7 +272,7 @@ TEST_F(Location, UserSessionOnAnImageWithAnEscapingLocationStaysInTheImage) {
       if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(99);
     });
   };
-  ASSERT_EQ(as_nobody({"-c", "img", "-b", "-n", "u1"}).status, 0);
+  ASSERT_TRUE(succeeded(as_nobody({"-c", "img", "-b", "-n", "u1"})));
 
   auto r = as_nobody({"-r", "-c", "u1", "-d", "/", "--", "sh", "-c", "cat /marker; id -u"});
   auto e = as_nobody({"-e", "-c", "u1"});

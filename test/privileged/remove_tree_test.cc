@@ -343,7 +343,7 @@ class RemoveTreeSession : public ::testing::Test {
 };
 
 TEST_F(RemoveTreeSession, EndsAUnionSessionWhoseUserMade1200NestedDirectories) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "deep"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "deep"})));
   auto made = root_.schroot({"-c", "deep", "-r", "-d", "/tmp", "--", "sh", "-c",
                              "i=0; while [ $i -lt 1200 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done"});
   ASSERT_EQ(made.status, 0) << made.err;

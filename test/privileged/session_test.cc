@@ -84,12 +84,12 @@ TEST_F(Session, DefaultSessionIdIsChrootNameAndUuid) {
 
   EXPECT_EQ(id.rfind("bb-", 0), 0u) << id;
   EXPECT_EQ(id.size(), 3u + 36u) << id;
-  EXPECT_EQ(root_.schroot({"-c", id, "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", id, "-e"})));
   expect_no_leaks();
 }
 
 TEST_F(Session, RunAndEndUseOnlyTheRecordEvenAfterChrootConfChanged) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s2"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "s2"})));
   // Broken, not just empty (an empty file is only a warning): a verb that reads it fails.
   root_.write_config("[bb]\ntype=directory\ndirectory=srv/relative\n");
   auto begin = root_.schroot({"-c", "bb", "--", "true"});
@@ -106,16 +106,16 @@ TEST_F(Session, RunAndEndUseOnlyTheRecordEvenAfterChrootConfChanged) {
 }
 
 TEST_F(Session, ListAllSessionsShowsSessionNames) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s3"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "s3"})));
 
   auto l = root_.schroot({"--list", "--all-sessions"});
 
   EXPECT_EQ(trim(l.out), "session:s3") << l.err;
-  EXPECT_EQ(root_.schroot({"-c", "s3", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "s3", "-e"})));
 }
 
 TEST_F(Session, InfoOfASessionHasSchrootsSessionBlock) {
-  ASSERT_EQ(root_.schroot({"-c", "box", "-b", "-n", "s4"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "box", "-b", "-n", "s4"})));
 
   auto i = root_.schroot({"--info", "-c", "session:s4"});
 
@@ -123,7 +123,7 @@ TEST_F(Session, InfoOfASessionHasSchrootsSessionBlock) {
   EXPECT_NE(i.out.find("─── Session ───"), std::string::npos) << i.out;
   EXPECT_NE(i.out.find("s4"), std::string::npos) << i.out;
   EXPECT_NE(i.out.find(root_.run_dir() + "/mount/s4"), std::string::npos) << i.out;
-  EXPECT_EQ(root_.schroot({"-c", "s4", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "s4", "-e"})));
 }
 
 TEST_F(Session, EnvironmentHasSchrootVariablesAndNothingLeaks) {
@@ -159,8 +159,8 @@ TEST_F(Session, HooksRunInOrderBetweenCoreStagesAndInReverseAtStop) {
   for (const char* name : {"05first", "15second", "60third"})
     root_.add_hook(name, std::string("#!/bin/sh\necho \"") + name + " $1 $2 $(test -e \"$CHROOT_PATH/proc/self\" && echo proc)\" >> " + log + "\n");
 
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s6"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "s6", "-e"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "s6"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "s6", "-e"})));
 
   EXPECT_EQ(read_text(log),
             "05first setup-start ok \n15second setup-start ok \n60third setup-start ok proc\n"
@@ -172,7 +172,7 @@ TEST_F(Session, HookEnvironmentDescribesTheSession) {
   const std::string out = root_.root() + "/env.txt";
   root_.add_hook("30env", "#!/bin/sh\n[ \"$1\" = setup-start ] && env > " + out + "\nexit 0\n");
 
-  ASSERT_EQ(root_.schroot({"-c", "box", "-b", "-n", "s7"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "box", "-b", "-n", "s7"})));
   std::string env = read_text(out);
   root_.schroot({"-c", "s7", "-e"});
 
@@ -184,7 +184,7 @@ TEST_F(Session, HookEnvironmentDescribesTheSession) {
 }
 
 TEST_F(Session, EndWhileRunIsActiveWaitsThenFailsNamingTheSession) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s8"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "s8"})));
   Background runner(SCHROOT_UNDER_TEST, {"-c", "s8", "-r", "-d", "/", "--", "sh", "-c", kReadyThenWait});
   ASSERT_EQ(runner.read_line(kDeadline), "ready") << runner.err();
 

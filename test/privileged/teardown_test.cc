@@ -615,7 +615,7 @@ TEST_F(TeardownRace, EndNeverUnmountsAHostMountThroughALinkPlantedInTheChroot) {
 
 // Killed right after a listing: the next end finds the same mounts again by id.
 TEST_F(TeardownRace, EndKilledAfterTheListingLeavesAnEndableSession) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "s1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "s1"})));
   auto killed = root_.schroot({"-c", "s1", "-e"}, {"SCHROOT_FAIL_AT=end:unmount-listed"});
   EXPECT_EQ(killed.status, 128 + 9);
   auto e = root_.schroot({"-c", "s1", "-e"});
@@ -638,7 +638,7 @@ TEST(TeardownLoopSession, BusyImageMakesTheEndFailUntilItIsReallyReleased) {
   struct stat st;
   ASSERT_EQ(::stat(image.c_str(), &st), 0);
   root.write_config("[img]\ntype=loopback\nfile=" + image + "\nprofile=minimal\n");
-  ASSERT_EQ(root.schroot({"-c", "img", "-b", "-n", "s1"}).status, 0);
+  ASSERT_TRUE(succeeded(root.schroot({"-c", "img", "-b", "-n", "s1"})));
   const std::string location = root.run_dir() + "/mount/s1";
   schroot::sys::UniqueFd held(::open((location + "/etc/held").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644));
   ASSERT_TRUE(held) << std::strerror(errno);

@@ -72,34 +72,34 @@ TEST_F(Union, SourceSessionChangesPersist) {
 }
 
 TEST_F(Union, BegunUnionSessionKeepsItsChangesUntilEnded) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "u1"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "u1", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /state"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "u1"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "u1", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /state"})));
 
   auto r = root_.schroot({"-c", "u1", "-r", "-d", "/", "--", "cat", "/state"});
 
   EXPECT_EQ(trim(r.out), "kept");
   EXPECT_TRUE(path_exists(root_.state() + "/union/overlay/u1/upper/state"));
-  EXPECT_EQ(root_.schroot({"-c", "u1", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "u1", "-e"})));
   expect_no_leaks();
 }
 
 TEST_F(Union, SourceSessionWaitsForUnionSessionsAndNamesThem) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "u2"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "u2"})));
 
   auto s = root_.schroot({"-c", "source:bb", "-b", "-n", "src", "--source-lock-timeout", "1"});
 
   EXPECT_EQ(s.status, 1);
   EXPECT_NE(s.err.find("u2"), std::string::npos) << s.err;
-  EXPECT_EQ(root_.schroot({"-c", "u2", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "u2", "-e"})));
   auto again = root_.schroot({"-c", "source:bb", "-b", "-n", "src"});
   EXPECT_EQ(again.status, 0) << again.err;
-  EXPECT_EQ(root_.schroot({"-c", "src", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "src", "-e"})));
   expect_no_leaks();
 }
 
 TEST_F(Union, RecoverAfterRebootRemountsWithTheSessionsChanges) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "u3"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "u3", "-r", "-d", "/", "--", "touch", "/survivor"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "u3"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "u3", "-r", "-d", "/", "--", "touch", "/survivor"})));
   // Simulate a reboot: mounts vanish, the record's boot id is an old one.
   ASSERT_EQ(run("umount -R " + root_.run_dir() + "/mount/u3 && umount -R " + root_.state() + "/union/underlay/u3"), 0);
   const std::string rec = root_.state() + "/session/u3";
@@ -115,7 +115,7 @@ TEST_F(Union, RecoverAfterRebootRemountsWithTheSessionsChanges) {
 
   EXPECT_EQ(rec_result.status, 0) << rec_result.err;
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(root_.schroot({"-c", "u3", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "u3", "-e"})));
   expect_no_leaks();
 }
 
@@ -141,13 +141,13 @@ TEST_F(Union, UnionOverImageLeavesTheImageUnchanged) {
 
 TEST_F(Union, TwoUnionSessionsOfOneImageRunSideBySide) {
   make_image();
-  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", "i1"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", "i2"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "img-union", "-b", "-n", "i1"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "img-union", "-b", "-n", "i2"})));
 
   EXPECT_EQ(schroot::test::loops_backed_by(img_dev_, img_ino_).size(), 2u);
-  EXPECT_EQ(root_.schroot({"-c", "i1", "-e"}).status, 0);
-  EXPECT_EQ(root_.schroot({"-c", "i2", "-r", "-d", "/", "--", "true"}).status, 0);
-  EXPECT_EQ(root_.schroot({"-c", "i2", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "i1", "-e"})));
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "i2", "-r", "-d", "/", "--", "true"})));
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "i2", "-e"})));
   expect_no_leaks();
 }
 
@@ -191,15 +191,15 @@ TEST_F(Union, HookFailingAfterTheDeviceStageReleasesTheLoopDevice) {
 TEST_F(Union, LongSessionIdsSharingAPrefixEndTheirOwnLoopDevices) {
   make_image();
   const std::string prefix(70, 'x');
-  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", prefix + "1"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "img-union", "-b", "-n", prefix + "2"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "img-union", "-b", "-n", prefix + "1"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "img-union", "-b", "-n", prefix + "2"})));
 
   auto e1 = root_.schroot({"-c", prefix + "1", "-e"});
   auto r2 = root_.schroot({"-c", prefix + "2", "-r", "-d", "/", "--", "test", "-x", "/bin/busybox"});
 
   EXPECT_EQ(e1.status, 0) << e1.err;
   EXPECT_EQ(r2.status, 0) << r2.err;
-  EXPECT_EQ(root_.schroot({"-c", prefix + "2", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", prefix + "2", "-e"})));
   expect_no_leaks();
 }
 
@@ -217,7 +217,7 @@ TEST_F(Union, SessionOfADeadProcessInTheWayIsRolledBack) {
   EXPECT_EQ(b.status, 0) << b.err;
   EXPECT_NE(b.err.find("dead"), std::string::npos) << b.err;
   EXPECT_EQ(root_.records(), std::vector<std::string>{"alive"});
-  EXPECT_EQ(root_.schroot({"-c", "alive", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "alive", "-e"})));
   expect_no_leaks();
 }
 
@@ -227,18 +227,18 @@ TEST_F(Union, BeginReusesTheNameOfASessionWhoseProcessDied) {
   auto b = root_.schroot({"-c", "bb", "-b", "-n", "again"});
 
   EXPECT_EQ(b.status, 0) << b.err;
-  EXPECT_EQ(root_.schroot({"-c", "again", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "again", "-e"})));
   expect_no_leaks();
 }
 
 TEST_F(Union, BeginRefusesTheNameOfALiveSession) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "taken"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "taken"})));
 
   auto b = root_.schroot({"-c", "bb", "-b", "-n", "taken"});
 
   EXPECT_EQ(b.status, 1);
   EXPECT_NE(b.err.find("already exists"), std::string::npos) << b.err;
-  EXPECT_EQ(root_.schroot({"-c", "taken", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "taken", "-e"})));
   expect_no_leaks();
 }
 
@@ -300,7 +300,7 @@ TEST_F(Union, SessionThatCannotBeUndoneIsMarkedBrokenWithTheReasonAndEndsLater) 
   root_.add_hook("15pin", "#!/bin/sh\nif [ \"$1\" = setup-stop ] && [ ! -e " + unpinned + " ]; then\n"
                           "  mkdir -p \"$CHROOT_UNION_OVERLAY_DIRECTORY/pin\" && mount -t tmpfs pin "
                           "\"$CHROOT_UNION_OVERLAY_DIRECTORY/pin\"\nfi\nexit 0\n");
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "pinned"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "pinned"})));
 
   auto e = root_.schroot({"-c", "pinned", "-e"});
   auto info = read_text(root_.state() + "/session/pinned");
@@ -337,7 +337,7 @@ TEST_F(Union, RecoverLeavesAHealthySessionAndItsCommandsAlone) {
   ASSERT_EQ(mkdir((tree_ + "/mnt").c_str(), 0755), 0);
   // sh gives a background command /dev/null as its stdin.
   ASSERT_EQ(mknod((tree_ + "/dev/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "healthy"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "healthy"})));
   // A command a build left running in the session (a daemon): it holds no session
   // lock, so only the health check keeps recovery from ending it and remounting.
   auto started = root_.schroot({"-c", "healthy", "-r", "-d", "/", "--", "sh", "-c",
@@ -357,13 +357,13 @@ TEST_F(Union, RecoverLeavesAHealthySessionAndItsCommandsAlone) {
   EXPECT_TRUE(path_exists(mount_location + "/mnt/scratch")) << "recovery remounted a healthy session";
   schroot::sys::signal_pidfd(pidfd.get(), SIGKILL);
   EXPECT_TRUE(schroot::test::wait_until([&] { return has_exited(pidfd); }, schroot::test::kDeadline));
-  EXPECT_EQ(root_.schroot({"-c", "healthy", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "healthy", "-e"})));
   expect_no_leaks();
 }
 
 TEST_F(Union, RecoverRemountsASessionWhoseMountsWereLost) {
-  ASSERT_EQ(root_.schroot({"-c", "bb", "-b", "-n", "lost"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "lost", "-r", "-d", "/", "--", "touch", "/kept"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "lost"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "lost", "-r", "-d", "/", "--", "touch", "/kept"})));
   ASSERT_EQ(run("umount -R " + root_.run_dir() + "/mount/lost && umount -R " + root_.state() + "/union/underlay/lost"), 0);
 
   auto rec = root_.schroot({"-c", "lost", "--recover-session"});
@@ -371,7 +371,7 @@ TEST_F(Union, RecoverRemountsASessionWhoseMountsWereLost) {
 
   EXPECT_EQ(rec.status, 0) << rec.err;
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(root_.schroot({"-c", "lost", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "lost", "-e"})));
   expect_no_leaks();
 }
 
@@ -427,13 +427,13 @@ TEST_F(UnionInMemory, WritingPastTheTmpfsSizeFailsWithNoSpaceAndLeavesNothing) {
 
 TEST_F(UnionInMemory, BegunSessionKeepsItsChangesOnDiskWhateverTheTmpfsSize) {
   // A -b session's changes must survive a reboot: the key does not apply to it.
-  ASSERT_EQ(root_.schroot({"-c", "mem", "-b", "-n", "m1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "mem", "-b", "-n", "m1"})));
 
   auto r = root_.schroot({"-c", "m1", "-r", "-d", "/", "--", "sh", "-c", "yes | dd of=/big bs=4096 count=1024"});
 
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(path_exists(root_.state() + "/union/overlay/m1/upper/big"));
-  EXPECT_EQ(root_.schroot({"-c", "m1", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "m1", "-e"})));
   expect_no_leaks();
 }
 

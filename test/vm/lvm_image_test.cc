@@ -69,14 +69,14 @@ class LvmImage : public ::testing::Test {
 };
 
 TEST_F(LvmImage, TheFirstSessionAttachesTheImageAndTheLastOneReleasesIt) {
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "-b", "-n", "i1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "-b", "-n", "i1"})));
   EXPECT_EQ(loops_of_image(), 1) << shell("losetup -a");
   EXPECT_TRUE(vg_active()) << shell("dmsetup ls");
   auto r = root_.schroot({"-c", "i1", "-r", "-d", "/", "--", "cat", "/hello"});
   EXPECT_EQ(r.out, "image origin v1\n") << r.err;
 
   // A second session, of another chroot on the same VG: the same loop device.
-  ASSERT_EQ(root_.schroot({"-c", "sdk2", "-b", "-n", "i2"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk2", "-b", "-n", "i2"})));
   EXPECT_EQ(loops_of_image(), 1) << shell("losetup -a");
 
   auto e1 = root_.schroot({"-c", "i1", "-e"});
@@ -102,11 +102,11 @@ TEST_F(LvmImage, AnAutomaticSessionAttachesAndReleasesTheImage) {
 }
 
 TEST_F(LvmImage, TheSourceChrootUsesTheImageAndExcludesSnapshotSessions) {
-  ASSERT_EQ(root_.schroot({"-c", "source:sdk", "-b", "-n", "src"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "source:sdk", "-b", "-n", "src"})));
   EXPECT_EQ(loops_of_image(), 1) << shell("losetup -a");
   auto blocked = root_.schroot({"-c", "sdk", "-b", "-n", "i1", "--source-lock-timeout", "0"});
   EXPECT_NE(blocked.status, 0) << "a snapshot session began while source: was in use";
-  EXPECT_EQ(root_.schroot({"-c", "src", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "src", "-e"})));
   expect_released();
 }
 
@@ -117,14 +117,14 @@ TEST_F(LvmImage, AKillBetweenAttachAndFirstUseIsRecovered) {
     SCOPED_TRACE(point);
     const bool at_end = std::string(point).rfind("end:", 0) == 0;
     if (at_end) {
-      ASSERT_EQ(root_.schroot({"-c", "sdk", "-b", "-n", "k1"}).status, 0);
+      ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "-b", "-n", "k1"})));
     }
     auto killed = at_end ? root_.schroot({"-c", "k1", "-e"}, {std::string("SCHROOT_FAIL_AT=") + point})
                          : root_.schroot({"-c", "sdk", "-b", "-n", "k1"}, {std::string("SCHROOT_FAIL_AT=") + point});
     EXPECT_EQ(killed.status, 128 + SIGKILL) << killed.err;
     auto rec = root_.schroot({"--recover-session", "--all-sessions"});
     EXPECT_EQ(rec.status, 0) << rec.err;
-    EXPECT_EQ(root_.schroot({"--end-session", "--all-sessions"}).status, 0);
+    EXPECT_TRUE(succeeded(root_.schroot({"--end-session", "--all-sessions"})));
     expect_released();
   }
 }
@@ -139,8 +139,8 @@ TEST_F(LvmImage, AfterARebootRecoveryAndEndAttachTheImageAgain) {
     shell("lvm vgchange -an " + vg_ + "; losetup -d $(losetup -j " + image_ + " | cut -d: -f1)");
     ASSERT_FALSE(image_attached()) << shell("losetup -a");
   };
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "-b", "-n", "rb"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /kept"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "-b", "-n", "rb"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /kept"})));
   reboot("rb");
   auto rec = root_.schroot({"--recover-session", "-c", "rb"});
   EXPECT_EQ(rec.status, 0) << rec.err;
@@ -169,7 +169,7 @@ TEST_F(LvmImage, ANamedSnapshotActionAttachesTheImageForItsWorkOnly) {
   EXPECT_TRUE(contains(l.out, "before")) << l.out;
   expect_released();
   // A session while the named snapshot exists, then the delete.
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--", "true"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--", "true"})));
   auto d = root_.schroot({"-c", "sdk", "--snapshot-delete", "before"});
   EXPECT_EQ(d.status, 0) << d.err;
   expect_released();

@@ -80,8 +80,8 @@ TEST_F(LvmNamed, ARestoreAfterAFailedBuildBringsBackChangedAndDeletedFiles) {
 }
 
 TEST_F(LvmNamed, TheListShowsEachSnapshotWithSizeFillLevelAndCreationTime) {
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-create", "one"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-create", "two"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-create", "one"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-create", "two"})));
   auto dup = root_.schroot({"-c", "sdk", "--snapshot-create", "one"});
   EXPECT_NE(dup.status, 0);
   EXPECT_TRUE(contains(dup.err, "snapshot ‘one’ exists already")) << dup.err;
@@ -99,8 +99,8 @@ TEST_F(LvmNamed, TheListShowsEachSnapshotWithSizeFillLevelAndCreationTime) {
     EXPECT_TRUE(contains(line, " 20")) << "a creation time: " << line;
     EXPECT_TRUE(contains(line, "valid")) << line;
   }
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-delete", "one"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-delete", "two"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-delete", "one"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-delete", "two"})));
   EXPECT_TRUE(named_lvs().empty()) << ::testing::PrintToString(named_lvs());
   auto gone = root_.schroot({"-c", "sdk", "--snapshot-delete", "two"});
   EXPECT_NE(gone.status, 0);
@@ -108,24 +108,24 @@ TEST_F(LvmNamed, TheListShowsEachSnapshotWithSizeFillLevelAndCreationTime) {
 }
 
 TEST_F(LvmNamed, ARestoreIsRefusedWhileASessionUsesTheChroot) {
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-create", "base"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "-b", "-n", "s1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-create", "base"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "-b", "-n", "s1"})));
   auto r = root_.schroot({"-c", "sdk", "--snapshot-restore", "base"});
   EXPECT_NE(r.status, 0);
   EXPECT_TRUE(contains(r.err, "while session(s) s1 use the chroot")) << r.err;
   EXPECT_TRUE(lvm::find({vg_, "origin+base"})) << "not merged";
-  ASSERT_EQ(root_.schroot({"-c", "s1", "-e"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-delete", "base"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "s1", "-e"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-delete", "base"})));
 }
 
 TEST_F(LvmNamed, RecoveryAndEndingAllSessionsLeaveNamedSnapshotsAlone) {
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-create", "keep"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "-b", "-n", "s2"}).status, 0);
-  EXPECT_EQ(root_.schroot({"--recover-session", "--all-sessions"}).status, 0);
-  EXPECT_EQ(root_.schroot({"-e", "--all-sessions"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-create", "keep"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "-b", "-n", "s2"})));
+  EXPECT_TRUE(succeeded(root_.schroot({"--recover-session", "--all-sessions"})));
+  EXPECT_TRUE(succeeded(root_.schroot({"-e", "--all-sessions"})));
   EXPECT_FALSE(lvm::find({vg_, "s2"})) << "the session's snapshot went";
   EXPECT_TRUE(lvm::find({vg_, "origin+keep"})) << "the named one stays";
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-delete", "keep"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-delete", "keep"})));
 }
 
 TEST_F(LvmNamed, OtherTypesAndBadNamesAreRefusedBeforeLvmActs) {
@@ -139,7 +139,7 @@ TEST_F(LvmNamed, OtherTypesAndBadNamesAreRefusedBeforeLvmActs) {
 }
 
 TEST_F(LvmNamed, AMergeOfAnOpenOriginIsDeferredToItsNextActivationAndSaidSo) {
-  ASSERT_EQ(root_.schroot({"-c", "sdk", "--snapshot-create", "later"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-create", "later"})));
   in_origin("echo changed > /hello");
   // Opened outside schroot (no claim): LVM cannot merge now.
   const std::string mnt = root_.root() + "/open-origin";

@@ -190,8 +190,8 @@ TEST_F(LvmSession, HooksSeeTheSnapshotAsSchroot16ShowedIt) {
   root_.add_hook("15show", "#!/bin/sh\necho \"$1 $CHROOT_TYPE $CHROOT_DEVICE $CHROOT_MOUNT_DEVICE "
                            "$CHROOT_LVM_SNAPSHOT_NAME $CHROOT_LVM_SNAPSHOT_DEVICE $CHROOT_LVM_SNAPSHOT_OPTIONS\" >> " +
                                root_.root() + "/hook.log\n");
-  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "h1"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "h1", "-e"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "h1"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "h1", "-e"})));
 
   const std::string snap = "/dev/" + vg_ + "/h1";
   EXPECT_EQ(read_text(root_.root() + "/hook.log"),
@@ -250,7 +250,7 @@ TEST_F(LvmSession, AKillAtEveryFailPointOfBeginAndEndLeavesNoLvAfterRecovery) {
   }
   for (const char* point : end_points) {
     SCOPED_TRACE(point);
-    ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "k1"}).status, 0);
+    ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "k1"})));
     auto r = root_.schroot({"-c", "k1", "-e"}, {std::string("SCHROOT_FAIL_AT=") + point});
     EXPECT_EQ(r.status, 128 + SIGKILL) << r.err;
     kills += r.status == 128 + SIGKILL;
@@ -288,7 +288,7 @@ TEST_F(LvmSession, RecoveryRemovesTheDeviceMapperDevicesAKilledLvcreateLeft) {
       EXPECT_TRUE(contains(rec.err, dm_name + "-cow (not made by LVM")) << rec.err;
       EXPECT_EQ(root_.records(), std::vector<std::string>{"k1"}) << "the record went while a device remained";
       dmsetup("remove " + dm_name + "-cow");
-      EXPECT_EQ(root_.schroot({"--recover-session", "-c", "k1"}).status, 0);
+      EXPECT_TRUE(succeeded(root_.schroot({"--recover-session", "-c", "k1"})));
       expect_nothing_left();
     }
   }
@@ -340,8 +340,8 @@ TEST_F(LvmSession, RandomKillsDuringBeginAndEndLeaveNoLvAfterRecovery) {
 }
 
 TEST_F(LvmSession, RecoveryAfterARebootReactivatesTheSnapshotAndKeepsItsFiles) {
-  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "rb"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /kept"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "rb"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "sh", "-c", "echo kept > /kept"})));
   // What a reboot leaves: no mounts, the snapshot inactive (LVM keeps the volume).
   const sys::UnmountResult gone = sys::unmount_tree(root_.run_dir() + "/mount/rb", /*allow_lazy=*/false);
   ASSERT_TRUE(gone.problems.empty()) << ::testing::PrintToString(gone.problems);
@@ -355,12 +355,12 @@ TEST_F(LvmSession, RecoveryAfterARebootReactivatesTheSnapshotAndKeepsItsFiles) {
   auto r = root_.schroot({"-c", "rb", "-r", "-d", "/", "--", "cat", "/kept"});
   EXPECT_EQ(r.out, "kept\n") << r.err;
 
-  EXPECT_EQ(root_.schroot({"-c", "rb", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "rb", "-e"})));
   expect_nothing_left();
 }
 
 TEST_F(LvmSession, ABusySnapshotIsNeverDetachedLazilyAndEndsOnceReleased) {
-  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "busy"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "busy"})));
   // Outside the session (its root is /), holding the snapshot's file system open.
   const std::string location = root_.run_dir() + "/mount/busy";
   Background holder("/bin/sh", {"-c", "cd " + location + " && " + kReadyThenWait});
@@ -379,7 +379,7 @@ TEST_F(LvmSession, ABusySnapshotIsNeverDetachedLazilyAndEndsOnceReleased) {
 }
 
 TEST_F(LvmSession, AnOverflowedSnapshotIsShownInvalidAndRefusesToRun) {
-  ASSERT_EQ(root_.schroot({"-c", "small", "-b", "-n", "ov"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "small", "-b", "-n", "ov"})));
   // Over 12 MiB (busybox is about 2 MiB) into a 4 MiB copy-on-write area: the kernel
   // invalidates the snapshot. (The minimal profile mounts no /dev: no /dev/zero.)
   auto fill = root_.schroot({"-c", "ov", "-r", "-d", "/", "--", "sh", "-c",
@@ -400,19 +400,19 @@ TEST_F(LvmSession, AnOverflowedSnapshotIsShownInvalidAndRefusesToRun) {
 }
 
 TEST_F(LvmSession, ASourceSessionAndSnapshotSessionsExcludeEachOther) {
-  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "s1"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "s1"})));
   auto source = root_.schroot({"-c", "source:snap", "--source-lock-timeout", "0", "--", "true"});
   EXPECT_NE(source.status, 0);
   EXPECT_TRUE(contains(source.err, "in use by session(s) s1")) << source.err;
-  ASSERT_EQ(root_.schroot({"-c", "s1", "-e"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "s1", "-e"})));
 
-  ASSERT_EQ(root_.schroot({"-c", "source:snap", "-b", "-n", "src"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "source:snap", "-b", "-n", "src"})));
   auto snap = root_.schroot({"-c", "snap", "--source-lock-timeout", "0", "--", "true"});
   EXPECT_NE(snap.status, 0);
   EXPECT_TRUE(contains(snap.err, "in use by session(s) src")) << snap.err;
   // The source session writes the origin itself.
-  ASSERT_EQ(root_.schroot({"-c", "src", "-r", "-d", "/", "--", "sh", "-c", "echo by-source > /by-source"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "src", "-e"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "src", "-r", "-d", "/", "--", "sh", "-c", "echo by-source > /by-source"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "src", "-e"})));
 
   auto seen = root_.schroot({"-c", "snap", "-d", "/", "--", "cat", "/by-source"});
   EXPECT_EQ(seen.out, "by-source\n") << seen.err;
@@ -425,8 +425,8 @@ TEST_F(LvmSession, EndingAllSessionsRemovesSessionSnapshotsAndNoOtherLv) {
   ASSERT_TRUE(lvm::runner().run({"lvcreate", "--snapshot", "--size", "8M", "--name", "kept", "--addtag",
                                  lvm::kNamedTag, vg_ + "/origin"}).status.success());
   dm_before_ = dm_devices();  // with kept's devices: they must stay
-  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "a1"}).status, 0);
-  ASSERT_EQ(root_.schroot({"-c", "snap", "-b", "-n", "a2"}).status, 0);
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "a1"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "snap", "-b", "-n", "a2"})));
   EXPECT_EQ(session_lvs().size(), 2u);
 
   auto e = root_.schroot({"--end-session", "--all-sessions"});
@@ -463,7 +463,7 @@ TEST_F(LvmSession, AThinOriginGetsAThinSnapshotThatIsActivatedAndRemoved) {
   EXPECT_EQ(run.out, "thin origin v1\n") << run.err;
   auto info = root_.schroot({"-c", "session:t1", "-i"});
   EXPECT_TRUE(contains(info_value(info.out, "LVM Snapshot Usage"), "(thin)")) << info.out;
-  EXPECT_EQ(root_.schroot({"-c", "t1", "-e"}).status, 0);
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "t1", "-e"})));
   expect_nothing_left();
 }
 
