@@ -1,5 +1,8 @@
 #include "src/sys/devmapper.h"
 
+#include "config.h"
+
+#include <dlfcn.h>
 #include <libdevmapper.h>
 
 #include <cerrno>
@@ -13,6 +16,57 @@
 namespace schroot::sys::devmapper {
 
 namespace {
+
+// libdevmapper is opened when first needed, not linked: it brings libselinux, libudev,
+// libpcre2 and libm, and loading and relocating them cost ~1.6 ms in every schroot
+// process (bench/README.md), while only lvm-snapshot chroots ever call it. The soname
+// comes from configure (the library's ABI version); the setuid binary's dlopen
+// searches the system directories only, as the dynamic linker would.
+struct Api {
+  decltype(&::dm_log_with_errno_init) log_with_errno_init;
+  decltype(&::dm_driver_version) driver_version;
+  decltype(&::dm_task_create) task_create;
+  decltype(&::dm_task_destroy) task_destroy;
+  decltype(&::dm_task_set_name) task_set_name;
+  decltype(&::dm_task_run) task_run;
+  decltype(&::dm_task_get_info) task_get_info;
+  decltype(&::dm_task_get_uuid) task_get_uuid;
+  decltype(&::dm_get_next_target) get_next_target;
+  decltype(&::dm_lib_release) lib_release;
+};
+
+std::string g_load_error;  // why the library could not be opened, once it could not
+
+template <typename F>
+bool bind(void* handle, const char* name, F& f) {
+  f = reinterpret_cast<F>(::dlsym(handle, name));
+  if (f == nullptr) g_load_error = std::string(DEVMAPPER_SONAME ": no symbol ") + name;
+  return f != nullptr;
+}
+
+// The library's functions, or nullptr (g_load_error says why). Opened once; never
+// closed (its exit handler runs at exit, as for a linked library).
+const Api* g_api = nullptr;
+const Api* api() {
+  static const Api* loaded = [] () -> const Api* {
+    void* h = ::dlopen(DEVMAPPER_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* why = ::dlerror();
+      g_load_error = why ? why : "dlopen " DEVMAPPER_SONAME " failed";
+      return nullptr;
+    }
+    static Api a;
+    const bool ok = bind(h, "dm_log_with_errno_init", a.log_with_errno_init) &&
+                    bind(h, "dm_driver_version", a.driver_version) && bind(h, "dm_task_create", a.task_create) &&
+                    bind(h, "dm_task_destroy", a.task_destroy) && bind(h, "dm_task_set_name", a.task_set_name) &&
+                    bind(h, "dm_task_run", a.task_run) && bind(h, "dm_task_get_info", a.task_get_info) &&
+                    bind(h, "dm_task_get_uuid", a.task_get_uuid) &&
+                    bind(h, "dm_get_next_target", a.get_next_target) && bind(h, "dm_lib_release", a.lib_release);
+    return ok ? &a : nullptr;
+  }();
+  g_api = loaded;
+  return loaded;
+}
 
 // libdevmapper prints its errors to stderr by default; schroot says what failed in its
 // own words, so the library's last error is kept for that message instead.
@@ -32,15 +86,20 @@ void keep_last_error(int level, const char*, int, int dm_errno, const char* f, .
     g_last_error += std::string(": ") + std::strerror(dm_errno);
 }
 
-void quiet_library() {
-  static bool done = false;
-  if (done) return;
-  dm_log_with_errno_init(keep_last_error);
-  done = true;
+// The library, told to keep its errors for our messages; nullptr when it cannot be
+// loaded (g_load_error).
+const Api* library() {
+  static bool quiet = false;
+  const Api* dm = api();
+  if (dm != nullptr && !quiet) {
+    dm->log_with_errno_init(keep_last_error);
+    quiet = true;
+  }
+  return dm;
 }
 
 struct TaskDeleter {
-  void operator()(dm_task* t) const { dm_task_destroy(t); }
+  void operator()(dm_task* t) const { g_api->task_destroy(t); }  // made by g_api's task_create
 };
 using Task = std::unique_ptr<dm_task, TaskDeleter>;
 
@@ -67,10 +126,11 @@ const char* to_string(SnapshotStatus::State s) {
 }
 
 std::optional<std::string> unavailable_reason() {
-  quiet_library();
+  const Api* dm = library();
+  if (dm == nullptr) return "libdevmapper cannot be loaded: " + g_load_error;
   g_last_error.clear();
   char version[64];
-  const bool ok = dm_driver_version(version, sizeof version) != 0;
+  const bool ok = dm->driver_version(version, sizeof version) != 0;
   release();
   if (ok) return std::nullopt;
   return g_last_error.empty() ? std::string("the device-mapper driver does not answer") : g_last_error;
@@ -106,15 +166,19 @@ SnapshotStatus parse_status(const std::string& target_type, const std::string& p
 }
 
 SnapshotStatus snapshot_status(const std::string& dm_name) {
-  quiet_library();
   SnapshotStatus result;
+  const Api* dm = library();
+  if (dm == nullptr) {
+    result.raw = "libdevmapper cannot be loaded: " + g_load_error;
+    return result;  // kUnknown
+  }
   result.state = SnapshotStatus::State::kAbsent;
-  Task info(dm_task_create(DM_DEVICE_INFO));
-  if (!info || !dm_task_set_name(info.get(), dm_name.c_str()) || !dm_task_run(info.get())) return result;
+  Task info(dm->task_create(DM_DEVICE_INFO));
+  if (!info || !dm->task_set_name(info.get(), dm_name.c_str()) || !dm->task_run(info.get())) return result;
   struct dm_info di;
-  if (!dm_task_get_info(info.get(), &di) || !di.exists) return result;
-  Task status(dm_task_create(DM_DEVICE_STATUS));
-  if (!status || !dm_task_set_name(status.get(), dm_name.c_str()) || !dm_task_run(status.get())) {
+  if (!dm->task_get_info(info.get(), &di) || !di.exists) return result;
+  Task status(dm->task_create(DM_DEVICE_STATUS));
+  if (!status || !dm->task_set_name(status.get(), dm_name.c_str()) || !dm->task_run(status.get())) {
     result.state = SnapshotStatus::State::kUnknown;
     return result;
   }
@@ -122,7 +186,7 @@ SnapshotStatus snapshot_status(const std::string& dm_name) {
   char* type = nullptr;
   char* params = nullptr;
   // One target: a snapshot LV's table is one snapshot (or thin) line.
-  dm_get_next_target(status.get(), nullptr, &start, &length, &type, &params);
+  dm->get_next_target(status.get(), nullptr, &start, &length, &type, &params);
   result = parse_status(type ? type : "", params ? params : "");
   release();
   return result;
@@ -135,27 +199,32 @@ struct DeviceInfo {
   int open_count = 0;
   std::string uuid;
 };
-std::optional<DeviceInfo> device_info(const std::string& name) {
-  Task t(dm_task_create(DM_DEVICE_INFO));
-  if (!t || !dm_task_set_name(t.get(), name.c_str()) || !dm_task_run(t.get())) return std::nullopt;
+std::optional<DeviceInfo> device_info(const Api& dm, const std::string& name) {
+  Task t(dm.task_create(DM_DEVICE_INFO));
+  if (!t || !dm.task_set_name(t.get(), name.c_str()) || !dm.task_run(t.get())) return std::nullopt;
   struct dm_info di;
-  if (!dm_task_get_info(t.get(), &di) || !di.exists) return std::nullopt;
-  const char* uuid = dm_task_get_uuid(t.get());
+  if (!dm.task_get_info(t.get(), &di) || !di.exists) return std::nullopt;
+  const char* uuid = dm.task_get_uuid(t.get());
   return DeviceInfo{di.open_count, uuid ? uuid : ""};
 }
 
-bool remove_device(const std::string& name) {
-  Task t(dm_task_create(DM_DEVICE_REMOVE));
-  return t && dm_task_set_name(t.get(), name.c_str()) && dm_task_run(t.get());
+bool remove_device(const Api& dm, const std::string& name) {
+  Task t(dm.task_create(DM_DEVICE_REMOVE));
+  return t && dm.task_set_name(t.get(), name.c_str()) && dm.task_run(t.get());
 }
 
 }  // namespace
 
 OrphanCleanup remove_orphan_snapshot(const std::string& dm_name) {
-  quiet_library();
   OrphanCleanup result;
+  const Api* dm = library();
+  if (dm == nullptr) {
+    result.kept.push_back(dm_name + " and " + dm_name + "-cow (not looked at: libdevmapper cannot be loaded: " +
+                          g_load_error + ")");
+    return result;
+  }
   for (const std::string& name : {dm_name, dm_name + "-cow"}) {
-    const std::optional<DeviceInfo> info = device_info(name);
+    const std::optional<DeviceInfo> info = device_info(*dm, name);
     if (!info) continue;
     if (info->uuid.rfind("LVM-", 0) != 0) {
       result.kept.push_back(name + " (not made by LVM: uuid ‘" + info->uuid + "’)");
@@ -163,7 +232,7 @@ OrphanCleanup remove_orphan_snapshot(const std::string& dm_name) {
       result.kept.push_back(name + " (open " + std::to_string(info->open_count) + " times)");
     } else {
       g_last_error.clear();
-      if (remove_device(name))
+      if (remove_device(*dm, name))
         result.removed.push_back(name);
       else
         result.kept.push_back(name + " (DM_DEVICE_REMOVE: " + (g_last_error.empty() ? "failed" : g_last_error) + ")");
@@ -173,6 +242,9 @@ OrphanCleanup remove_orphan_snapshot(const std::string& dm_name) {
   return result;
 }
 
-void release() { dm_lib_release(); }
+void release() {
+  // Nothing to release when the library was never needed (nor is it loaded for this).
+  if (g_api != nullptr) g_api->lib_release();
+}
 
 }  // namespace schroot::sys::devmapper
