@@ -67,11 +67,10 @@ UserError not_found(const std::vector<std::string>& missing, const std::string& 
 // Names of sessions selected by -c (session namespace by default) or --all-sessions.
 std::vector<std::string> selected_sessions(const Request& req, const SessionManager& sessions) {
   if (req.all_sessions) return sessions.session_ids();
-  const std::vector<std::string> existing = sessions.session_ids();
   std::vector<std::string> ids, missing;
   for (std::string name : req.chroots) {
     if (starts_with(name, kSessionPrefix)) name = name.substr(kSessionPrefix.size());
-    if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
+    if (!sessions.session_exists(name)) {
       missing.push_back(name);
       continue;
     }

@@ -63,6 +63,10 @@ SessionManager::SessionManager(const Paths& paths, char** caller_env) : paths_(p
 
 std::vector<std::string> SessionManager::session_ids() const { return RecordStore(paths_).list(); }
 
+bool SessionManager::session_exists(const std::string& id) const {
+  return Config::valid_name(id) && RecordStore(paths_).exists(id);
+}
+
 void SessionManager::remove_abandoned_temporaries() {
   ensure_session_dirs(paths_);
   FileLock manage = manage_lock(paths_);

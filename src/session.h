@@ -46,6 +46,10 @@ class SessionManager {
   int run_plain(const ChrootSet::Found& chroot, const SessionRequest& req);
 
   std::vector<std::string> session_ids() const;
+  // Is there a session record (or a schroot 1.6 session file) named `id`? One stat, not
+  // a listing: -r and -e stay flat with 1,000 live sessions. `id` must be a valid name
+  // (Config::valid_name: no '/', no leading '.').
+  bool session_exists(const std::string& id) const;
   // Under manage.lock: removes what begins and writers killed midway left behind
   // (temporary files, lock files of sessions that have no record).
   void remove_abandoned_temporaries();

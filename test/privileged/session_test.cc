@@ -77,6 +77,26 @@ TEST_F(Session, BeginRunEndFromThreeProcesses) {
   expect_no_leaks();
 }
 
+// -r and -e find a session by one stat of its record (not a listing of all of them):
+// only a valid session name is looked up, so a path or a writer's temporary in the
+// session directory never reads as a session.
+TEST_F(Session, RunAndEndFindOnlyASessionByItsName) {
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "bb", "-b", "-n", "s1"})));
+  root_.write_file(root_.state() + "/session/.schroot-tmp-0123", "{}");
+  for (const std::string name : {"nosuch", "session:nosuch", ".schroot-tmp-0123", "../session/s1", "./s1", "s1/"}) {
+    auto r = root_.schroot({"-c", name, "-r", "--", "true"});
+    EXPECT_EQ(r.status, 1) << name;
+    const std::string shown = name.rfind("session:", 0) == 0 ? name.substr(8) : name;
+    EXPECT_NE(r.err.find(shown + ": Session not found"), std::string::npos) << name << ": " << r.err;
+    EXPECT_EQ(root_.schroot({"-c", name, "-e"}).status, 1) << name;
+  }
+  EXPECT_TRUE(path_exists(root_.state() + "/session/s1")) << "none of them ended s1";
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "session:s1", "-r", "--", "true"})));
+  EXPECT_TRUE(succeeded(root_.schroot({"-c", "s1", "-e"})));
+  ::unlink((root_.state() + "/session/.schroot-tmp-0123").c_str());
+  expect_no_leaks();
+}
+
 TEST_F(Session, DefaultSessionIdIsChrootNameAndUuid) {
   auto b = root_.schroot({"-c", "bb", "-b"});
   ASSERT_EQ(b.status, 0) << b.err;
