@@ -292,7 +292,10 @@ std::vector<std::string> lvremove_snapshot_args(const LvRef& lv, const std::stri
 }
 
 std::vector<std::string> lvs_args(const std::vector<std::string>& targets) {
-  std::vector<std::string> a = {"lvs",     "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
+  // --all: hidden LVs too. A snapshot is hidden while it is merged into its origin
+  // (lv_name "[NAME]"), and lvs leaves it out of a report with segment fields (segtype)
+  // without --all, even when it is named: a restore then read it as gone.
+  std::vector<std::string> a = {"lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "--all", "-o",
                                 "vg_name,lv_name,lv_attr,segtype,origin,pool_lv,lv_tags,lv_size,data_percent,"
                                 "lv_time,lv_uuid,lv_skip_activation"};
   a.insert(a.end(), targets.begin(), targets.end());
@@ -370,6 +373,12 @@ std::vector<LvInfo> parse_lvs_json(const std::string& out) {
       LvInfo lv;
       lv.ref.vg = e.get<std::string>("vg_name", "");
       lv.ref.lv = e.get<std::string>("lv_name", "");
+      // A hidden LV is named in brackets; a snapshot is hidden from the moment its merge
+      // starts until the merge ends, and must still be found by its name meanwhile.
+      if (lv.ref.lv.size() > 2 && lv.ref.lv.front() == '[' && lv.ref.lv.back() == ']') {
+        lv.ref.lv = lv.ref.lv.substr(1, lv.ref.lv.size() - 2);
+        lv.hidden = true;
+      }
       lv.attr = e.get<std::string>("lv_attr", "");
       lv.segtype = e.get<std::string>("segtype", "");
       lv.origin = e.get<std::string>("origin", "");

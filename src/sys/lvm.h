@@ -65,6 +65,9 @@ struct LvInfo {
   std::string time;                    // creation time, as lvs prints it
   std::string uuid;
   bool skip_activation = false;
+  // lvs shows it as "[name]" (ref.lv holds the name without the brackets): a pool's
+  // sub-LV, or a snapshot being merged into its origin (lv_attr 'S').
+  bool hidden = false;
 
   bool thin() const { return segtype == "thin"; }
   bool active() const { return attr.size() > 4 && attr[4] == 'a'; }

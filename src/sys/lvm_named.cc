@@ -77,8 +77,10 @@ SnapshotSpec named_snapshot_spec(const LvRef& origin, const std::string& name, c
 
 std::vector<std::string> lvconvert_merge_args(const LvRef& snapshot) {
   // --background: lvm's poller finishes the merge even if we are interrupted; we watch
-  // it with lvs. "--": the name is never an option (valid names cannot start with '-').
-  return {"lvconvert", "--merge", "--background", "--", snapshot.full()};
+  // it with lvs. --interval 1: the poller removes the merged snapshot (after which the
+  // origin takes snapshots again) at its first check after the kernel is done, every
+  // 15 s by default. "--": the name is never an option (valid names cannot start with '-').
+  return {"lvconvert", "--merge", "--background", "--interval", "1", "--", snapshot.full()};
 }
 
 MergeStart parse_merge_start(const std::string& out, const std::string& err) {

@@ -85,7 +85,7 @@ TEST(LvmNamedArgs, ANamedSnapshotIsCreatedWithTheNamedTagOnly) {
 
 TEST(LvmNamedArgs, AMergeRunsInLvmsBackgroundPollerAndTheNameFollowsDoubleDash) {
   EXPECT_EQ(lvm::lvconvert_merge_args({"vg0", "sid+base"}),
-            (Args{"lvconvert", "--merge", "--background", "--", "vg0/sid+base"}));
+            (Args{"lvconvert", "--merge", "--background", "--interval", "1", "--", "vg0/sid+base"}));
 }
 
 TEST(LvmNamedMerge, AnOpenOriginDefersTheMergeToItsNextActivation) {
@@ -97,7 +97,10 @@ TEST(LvmNamedMerge, AnOpenOriginDefersTheMergeToItsNextActivation) {
 
 TEST(LvmNamedMerge, ProgressIsTheMergingSnapshotsFillLevelAndDoneWhenItIsGone) {
   EXPECT_TRUE(lvm::merge_progress(std::nullopt).done);
-  const auto lv = lvm::parse_lvs_json(lvs_report(named_lv("sid+base", "schroot_named", "Swi-a-s---", "3.25")));
+  // lvs names a merging snapshot in brackets, as a hidden LV (lvm 2.03.16).
+  const auto lv = lvm::parse_lvs_json(lvs_report(named_lv("[sid+base]", "schroot_named", "Swi-a-s---", "3.25")));
+  EXPECT_EQ(lv.at(0).ref, (lvm::LvRef{"vg0", "sid+base"}));
+  EXPECT_TRUE(lv.at(0).hidden);
   const lvm::MergeProgress p = lvm::merge_progress(lv.at(0));
   EXPECT_FALSE(p.done);
   EXPECT_TRUE(p.merging);
@@ -215,7 +218,7 @@ TEST_F(LvmNamedAction, RestoreMergesHoldingAnExclusiveClaimUntilTheSnapshotIsGon
       // Before the merge: the snapshot; then merging twice; then gone.
       ++polls;
       if (polls == 1) return ok(lvs_report(named_lv("sid+base")));
-      if (polls <= 3) return ok(lvs_report(named_lv("sid+base", "schroot_named", "Swi-a-s---", "4.00")));
+      if (polls <= 3) return ok(lvs_report(named_lv("[sid+base]", "schroot_named", "Swi-a-s---", "4.00")));
       return failed("  Failed to find logical volume \"vg0/sid+base\"\n");
     }
     if (a.back() == "@schroot_session") return ok(lvs_report(""));

@@ -145,9 +145,10 @@ TEST(LvmArgs, RemovalNamesOneLvAndSelectsItByItsTag) {
 
 TEST(LvmArgs, LvsAsksForAJsonReportInBytes) {
   const Args a = lvm::lvs_args({"/dev/vg0/sid"});
-  EXPECT_EQ(Args(a.begin(), a.begin() + 6), (Args{"lvs", "--reportformat", "json", "--units", "b", "--nosuffix"}));
+  EXPECT_EQ(Args(a.begin(), a.begin() + 7),
+            (Args{"lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "--all"}));
   EXPECT_EQ(a.back(), "/dev/vg0/sid");
-  EXPECT_NE(a[7].find("lv_tags"), std::string::npos);
+  EXPECT_NE(a[8].find("lv_tags"), std::string::npos);
   EXPECT_EQ(lvm::lvchange_activate_args({"vg0", "s"}), (Args{"lvchange", "-ay", "-K", "--yes", "vg0/s"}));
 }
 

@@ -67,15 +67,22 @@ TEST_F(LvmNamed, ARestoreAfterAFailedBuildBringsBackChangedAndDeletedFiles) {
   EXPECT_TRUE(info->has_tag(lvm::kNamedTag));
   EXPECT_FALSE(info->has_tag(lvm::kSessionTag));
 
-  // The failed build: a file changed, one deleted, one added.
-  in_origin("echo broken > /hello && rm /keep && echo junk > /junk");
+  // The failed build: a file changed, one deleted, one added; and 8 MiB written, so that
+  // the merge takes longer than lvm's first look at it (a tiny merge is finished by then).
+  in_origin("echo broken > /hello && rm /keep && echo junk > /junk && yes | head -c 8388608 > /big");
   ASSERT_EQ(in_origin("cat /hello"), "broken\n");
 
   auto r = root_.schroot({"-c", "sdk", "--snapshot-restore", "before"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err, "") << "no progress lines when stderr is not a terminal";
-  EXPECT_EQ(in_origin("cat /hello /keep; test -e /junk && echo junk-still-there; true"), "origin v1\nkeep v1\n");
+  EXPECT_EQ(in_origin("cat /hello /keep; test -e /junk && echo junk-still-there; test -e /big && echo big-still-there; true"),
+            "origin v1\nkeep v1\n");
   EXPECT_FALSE(lvm::find({vg_, "origin+before"})) << "a merged snapshot is consumed";
+  // The origin takes snapshots again as soon as the restore returns: the merge is over,
+  // not only hidden from lvs (a merging snapshot is listed as "[origin+before]", and LVM
+  // refuses snapshots of its origin until its poller removes it).
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-create", "after"})));
+  ASSERT_TRUE(succeeded(root_.schroot({"-c", "sdk", "--snapshot-delete", "after"})));
   in_origin("rm /keep");
 }
 
@@ -149,13 +156,24 @@ TEST_F(LvmNamed, AMergeOfAnOpenOriginIsDeferredToItsNextActivationAndSaidSo) {
   ::umount(mnt.c_str());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "at its next activation")) << r.err;
+  // Until then LVM lists the snapshot hidden, as "[origin+later]", marked merging: it is
+  // still found by its name (a restore waits for it to go; the list shows it merging).
+  const auto merging = lvm::find({vg_, "origin+later"});
+  ASSERT_TRUE(merging) << "a merging snapshot must not read as gone; lvs -a says:\n"
+                       << lvm::runner().run({"lvs", "-a", vg_}).out;
+  EXPECT_TRUE(merging->hidden);
+  EXPECT_EQ(merging->attr.substr(0, 1), "S") << merging->attr;
+  auto l = root_.schroot({"-c", "sdk", "--snapshot-list"});
+  ASSERT_TRUE(succeeded(l));
+  EXPECT_TRUE(contains(l.out, "\nlater ")) << l.out;
+  EXPECT_TRUE(contains(l.out, "merging")) << l.out;
 
   // The next activation merges.
   const std::string o = vg_ + "/origin";
   ASSERT_TRUE(lvm::runner().run({"lvchange", "-an", o}).status.success());
   ASSERT_TRUE(lvm::runner().run({"lvchange", "-ay", o}).status.success());
   for (int i = 0; i < 100 && lvm::find({vg_, "origin+later"}); ++i) {
-    lvm::runner().run({"lvconvert", "--merge", "--background", "--", vg_ + "/origin+later"});
+    lvm::runner().run({"lvconvert", "--merge", "--background", "--interval", "1", "--", vg_ + "/origin+later"});
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_FALSE(lvm::find({vg_, "origin+later"}));
