@@ -11,8 +11,6 @@
 #include "src/error.h"
 #include "src/fault.h"
 #include "src/log.h"
-#include "src/record.h"
-#include "src/session_internal.h"
 #include "src/sys/loop_device.h"
 #include "src/sys/lvm.h"
 
@@ -30,29 +28,13 @@ FileLock lock_image(const Paths& paths, const std::string& vg) {
                            "the image of volume group " + vg);
 }
 
-// A claim counts while its session has a record (a session left by a dead process
-// still holds its snapshot on the VG) or its tool holds its lock.
-bool claim_is_live(const Paths& paths, const std::string& id) {
-  if (is_tool_claim(id)) return tool_claim_is_live(paths, id);
-  return RecordStore(paths).exists(id);
-}
-
-// Adds `session` to the image's users (under manage.lock, as every claim update).
+// The image's users: shared claims on "lvm-image:VG" (a session left by a dead process
+// still holds its snapshot on the VG, so it counts while its record exists).
 void add_user(const Paths& paths, const std::string& vg, const std::string& session) {
-  FileLock manage = manage_lock(paths);
-  // Shared claims never conflict: nothing can be in the way.
-  ClaimStore(paths).try_claim(image_claim_name(vg), {ClaimMode::kShared, session},
-                              [&](const std::string& id) { return claim_is_live(paths, id); });
+  add_claim_user(paths, image_claim_name(vg), session);
 }
-
-// Drops `session` from the image's users; says whether any live user is left.
 bool drop_user(const Paths& paths, const std::string& vg, const std::string& session) {
-  FileLock manage = manage_lock(paths);
-  ClaimStore claims(paths);
-  claims.release(image_claim_name(vg), session);
-  for (const Claim& c : claims.read(image_claim_name(vg)))
-    if (claim_is_live(paths, c.session)) return true;
-  return false;
+  return drop_claim_user(paths, image_claim_name(vg), session);
 }
 
 // Binds the image to a loop device that stays bound once we close it (no autoclear:
@@ -182,10 +164,9 @@ void release_image(const Paths& paths, const std::string& session, const UndoSte
 
 ImageHold::ImageHold(const Paths& paths, const ChrootDef& def) : paths_(paths) {
   if (def.lvm_image_file.empty()) return;
-  ensure_session_dirs(paths_);
   const std::string vg = image_origin(def).vg;
   id_ = tool_claim_id("lvm-image." + def.name + "." + std::to_string(::getpid()));
-  lock_ = FileLock::try_acquire(tool_claim_lock_path(paths_, id_), LockMode::kExclusive);
+  lock_ = try_lock_tool_claim(paths_, id_);
   if (!lock_) throw UserError(def.name + ": " + tool_claim_lock_path(paths_, id_) + " is locked by another process");
   release_ = planned_release(def, vg, "snapshot action");
   ensure_attached(paths_, id_, use_of(*release_, def.name));

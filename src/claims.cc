@@ -7,6 +7,8 @@
 
 #include "src/error.h"
 #include "src/lock.h"
+#include "src/record.h"
+#include "src/session_internal.h"
 #include "src/sys/fs.h"
 
 namespace schroot {
@@ -108,5 +110,33 @@ std::string tool_claim_lock_path(const Paths& paths, const std::string& id) {
 }
 
 bool tool_claim_is_live(const Paths& paths, const std::string& id) { return tool_is_live(paths.claims_dir, id); }
+
+std::optional<FileLock> try_lock_tool_claim(const Paths& paths, const std::string& id) {
+  ensure_session_dirs(paths);
+  return FileLock::try_acquire(tool_claim_lock_path(paths, id), LockMode::kExclusive);
+}
+
+namespace {
+bool user_is_live(const Paths& paths, const std::string& id) {
+  if (is_tool_claim(id)) return tool_claim_is_live(paths, id);
+  return RecordStore(paths).exists(id);
+}
+}  // namespace
+
+void add_claim_user(const Paths& paths, const std::string& name, const std::string& user) {
+  FileLock manage = manage_lock(paths);
+  // Shared claims never conflict: nothing can be in the way.
+  ClaimStore(paths).try_claim(name, {ClaimMode::kShared, user},
+                              [&](const std::string& id) { return user_is_live(paths, id); });
+}
+
+bool drop_claim_user(const Paths& paths, const std::string& name, const std::string& user) {
+  FileLock manage = manage_lock(paths);
+  ClaimStore claims(paths);
+  claims.release(name, user);
+  for (const Claim& c : claims.read(name))
+    if (user_is_live(paths, c.session)) return true;
+  return false;
+}
 
 }  // namespace schroot

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "src/lock.h"
 #include "src/paths.h"
 
 namespace schroot {
@@ -47,5 +49,16 @@ std::string tool_claim_id(const std::string& what);
 bool is_tool_claim(const std::string& id);
 std::string tool_claim_lock_path(const Paths& paths, const std::string& id);
 bool tool_claim_is_live(const Paths& paths, const std::string& id);
+// Creates the state directories and takes the tool claim's lock; nullopt when another
+// process holds it.
+std::optional<FileLock> try_lock_tool_claim(const Paths& paths, const std::string& id);
+
+// Users of a shared resource counted as shared claims on `name` (the image holding an
+// lvm-snapshot chroot's volume group: backends/lvm_image.cc). A user counts while its
+// session has a record (a session left by a dead process still uses the resource) or
+// its tool holds its lock. Each call takes manage.lock, as every claim update.
+void add_claim_user(const Paths& paths, const std::string& name, const std::string& user);
+// Drops `user`; says whether a live user is left.
+bool drop_claim_user(const Paths& paths, const std::string& name, const std::string& user);
 
 }  // namespace schroot

@@ -175,9 +175,8 @@ int list(const ChrootDef& def) {
 class RestoreClaim {
  public:
   RestoreClaim(const Paths& paths, const ChrootDef& def) : paths_(paths), chroot_(def.name) {
-    ensure_session_dirs(paths_);
     id_ = tool_claim_id("snapshot-restore." + chroot_);
-    lock_ = FileLock::try_acquire(tool_claim_lock_path(paths_, id_), LockMode::kExclusive);
+    lock_ = try_lock_tool_claim(paths_, id_);
     if (!lock_) throw UserError(chroot_ + ": another snapshot restore of this chroot is running");
     const RecordStore records(paths_);
     FileLock manage = manage_lock(paths_);
