@@ -16,6 +16,7 @@
 #include "src/cli.h"
 #include "src/config.h"
 #include "src/error.h"
+#include "src/environment.h"
 #include "src/lock.h"
 #include "src/lvm_named.h"
 #include "src/record.h"
@@ -116,9 +117,12 @@ class LvmNamedAction : public ::testing::Test {
     root_ = mkdtemp(tmpl);
     paths_ = Paths::under(root_);
     ensure_session_dirs(paths_);
+    // The caller may change the chroot's snapshots whoever runs the tests (root or a
+    // user: the access rules have tests of their own, as nobody, in test/privileged).
+    const std::string me = lookup_uid(::getuid()).name;
     chroots_ = Config::load_text(
-        "[sid]\ntype=lvm-snapshot\ndevice=/dev/vg0/sid\nlvm-snapshot-options=--size 16M\n"
-        "[dir]\ntype=directory\ndirectory=/srv/dir\n",
+        "[sid]\ntype=lvm-snapshot\ndevice=/dev/vg0/sid\nlvm-snapshot-options=--size 16M\nroot-users=" + me +
+            "\n[dir]\ntype=directory\ndirectory=/srv/dir\nroot-users=" + me + "\n",
         "chroot.conf");
   }
   void TearDown() override { fs::remove_all(root_); }
