@@ -33,6 +33,12 @@ enum class UndoMode {
   kRemountFailed,         // as kRemount, lazily: the remount of a recovery failed
 };
 
+// Undoes one recorded step that is not a hook (src/session_undo.cc). Keeping the data
+// (a remount: UndoMode other than kEnd) leaves the directories, the union's upper dir,
+// a snapshot and the image in place. What could not be undone goes to `failures`.
+void undo_mounts_and_files(const UndoStep& u, SessionRecord& r, UndoMode mode, const Paths& paths,
+                           std::vector<std::string>& failures);
+
 // Whom a transaction works for: the session's user (-u; AUTH_USER for the setup.d
 // hooks) and the caller.
 struct SessionUsers {
