@@ -17,6 +17,24 @@ namespace schroot::sys::devmapper {
 
 namespace {
 
+// libdevmapper prints its errors to stderr by default; schroot says what failed in its
+// own words, so the library's last error is kept for that message instead.
+std::string g_last_error;
+
+void keep_last_error(int level, const char*, int, int dm_errno, const char* f, ...) {
+  // _LOG_ERR is 3; warnings and debug messages are dropped. The first error is the
+  // cause ("/dev/mapper/control: open failed: No such device"); later ones follow from it.
+  if (level > 3 || !g_last_error.empty()) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  g_last_error = buf;
+  if (dm_errno > 0 && std::strstr(buf, std::strerror(dm_errno)) == nullptr)
+    g_last_error += std::string(": ") + std::strerror(dm_errno);
+}
+
 // libdevmapper is opened when first needed, not linked: it brings libselinux, libudev,
 // libpcre2 and libm, and loading and relocating them cost ~1.6 ms in every schroot
 // process (bench/README.md), while only lvm-snapshot chroots ever call it. The soname
@@ -44,11 +62,13 @@ bool bind(void* handle, const char* name, F& f) {
   return f != nullptr;
 }
 
-// The library's functions, or nullptr (g_load_error says why). Opened once; never
-// closed (its exit handler runs at exit, as for a linked library).
+// The library's functions, told to keep their errors for our messages; nullptr when
+// it cannot be loaded (cannot_load() says why). Opened once, on first use; never
+// closed (its exit handler runs at exit, as for a linked library). g_api: the same,
+// once loaded, for what must not load it (release()).
 const Api* g_api = nullptr;
-const Api* api() {
-  static const Api* loaded = [] () -> const Api* {
+const Api* library() {
+  static const Api* const loaded = []() -> const Api* {
     void* h = ::dlopen(DEVMAPPER_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (h == nullptr) {
       const char* why = ::dlerror();
@@ -62,41 +82,15 @@ const Api* api() {
                     bind(h, "dm_task_run", a.task_run) && bind(h, "dm_task_get_info", a.task_get_info) &&
                     bind(h, "dm_task_get_uuid", a.task_get_uuid) &&
                     bind(h, "dm_get_next_target", a.get_next_target) && bind(h, "dm_lib_release", a.lib_release);
-    return ok ? &a : nullptr;
+    if (!ok) return nullptr;
+    a.log_with_errno_init(keep_last_error);
+    g_api = &a;
+    return &a;
   }();
-  g_api = loaded;
   return loaded;
 }
 
-// libdevmapper prints its errors to stderr by default; schroot says what failed in its
-// own words, so the library's last error is kept for that message instead.
-std::string g_last_error;
-
-void keep_last_error(int level, const char*, int, int dm_errno, const char* f, ...) {
-  // _LOG_ERR is 3; warnings and debug messages are dropped. The first error is the
-  // cause ("/dev/mapper/control: open failed: No such device"); later ones follow from it.
-  if (level > 3 || !g_last_error.empty()) return;
-  char buf[512];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  g_last_error = buf;
-  if (dm_errno > 0 && std::strstr(buf, std::strerror(dm_errno)) == nullptr)
-    g_last_error += std::string(": ") + std::strerror(dm_errno);
-}
-
-// The library, told to keep its errors for our messages; nullptr when it cannot be
-// loaded (g_load_error).
-const Api* library() {
-  static bool quiet = false;
-  const Api* dm = api();
-  if (dm != nullptr && !quiet) {
-    dm->log_with_errno_init(keep_last_error);
-    quiet = true;
-  }
-  return dm;
-}
+std::string cannot_load() { return "libdevmapper cannot be loaded: " + g_load_error; }
 
 struct TaskDeleter {
   void operator()(dm_task* t) const { g_api->task_destroy(t); }  // made by g_api's task_create
@@ -127,7 +121,7 @@ const char* to_string(SnapshotStatus::State s) {
 
 std::optional<std::string> unavailable_reason() {
   const Api* dm = library();
-  if (dm == nullptr) return "libdevmapper cannot be loaded: " + g_load_error;
+  if (dm == nullptr) return cannot_load();
   g_last_error.clear();
   char version[64];
   const bool ok = dm->driver_version(version, sizeof version) != 0;
@@ -169,7 +163,7 @@ SnapshotStatus snapshot_status(const std::string& dm_name) {
   SnapshotStatus result;
   const Api* dm = library();
   if (dm == nullptr) {
-    result.raw = "libdevmapper cannot be loaded: " + g_load_error;
+    result.raw = cannot_load();
     return result;  // kUnknown
   }
   result.state = SnapshotStatus::State::kAbsent;
@@ -219,8 +213,7 @@ OrphanCleanup remove_orphan_snapshot(const std::string& dm_name) {
   OrphanCleanup result;
   const Api* dm = library();
   if (dm == nullptr) {
-    result.kept.push_back(dm_name + " and " + dm_name + "-cow (not looked at: libdevmapper cannot be loaded: " +
-                          g_load_error + ")");
+    result.kept.push_back(dm_name + " and " + dm_name + "-cow (not looked at: " + cannot_load() + ")");
     return result;
   }
   for (const std::string& name : {dm_name, dm_name + "-cow"}) {
