@@ -112,7 +112,8 @@ sys::BeforeExec hook_child_steps(bool as_root) {
     ::umask(022);
     if (as_root) {
       gid_t root_group = 0;
-      if (::setgroups(1, &root_group) != 0 || ::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)
+      if (sys::child_setgroups(1, &root_group) != 0 || sys::child_setresgid(0, 0, 0) != 0 ||
+          sys::child_setresuid(0, 0, 0) != 0)
         return static_cast<int>(kStepIds);
     }
     if (::chdir("/") != 0) return static_cast<int>(kStepChdir);

@@ -184,12 +184,12 @@ void write_stderr(const std::string& line) {
 int enter_chroot(const ChildPlan& p) {
   const RunSpec& s = *p.spec;
   if (s.mount_ns_fd >= 0 && ::setns(s.mount_ns_fd, CLONE_NEWNS) != 0) return kJoinNamespace;
-  if (::setgroups(p.groups.size(), p.groups.data()) != 0) return kSetGroups;
-  if (::setgid(s.target.gid) != 0) return kSetGid;
+  if (sys::child_setgroups(p.groups.size(), p.groups.data()) != 0) return kSetGroups;
+  if (sys::child_setresgid(s.target.gid, s.target.gid, s.target.gid) != 0) return kSetGid;
   if (p.personality >= 0 && ::personality(static_cast<unsigned long>(p.personality)) == -1) return kPersonality;
   if (::chdir(s.root.c_str()) != 0 || ::chroot(".") != 0) return kChangeRoot;
-  if (::setuid(s.target.uid) != 0) return kSetUid;
-  if (s.target.uid != 0 && ::setuid(0) == 0) {
+  if (sys::child_setresuid(s.target.uid, s.target.uid, s.target.uid) != 0) return kSetUid;
+  if (s.target.uid != 0 && sys::child_setresuid(0, 0, 0) == 0) {
     errno = EPERM;
     return kDropRoot;
   }

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,17 @@
 #include <algorithm>
 
 #include "src/error.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCHROOT_ASAN 1
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#define SCHROOT_ASAN 1
+#endif
+#ifdef SCHROOT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace schroot::sys {
 
@@ -26,7 +39,12 @@ constexpr int kDrainPollMs = 20;
 // Without a pidfd, how often we check whether the child has exited.
 constexpr int kWaitPollMs = 50;
 
-// Everything the child of spawn() uses, built before fork: the child only reads it.
+// The child's stack while it shares our memory: its steps are a few frames of
+// system calls (and, under ASan, their redzones).
+constexpr size_t kChildStackSize = 256 * 1024;
+
+// Everything the child of spawn() uses, built before it starts: the child only reads
+// it, except `failure`, where it says why it gave up before exiting.
 struct ChildPlan {
   std::vector<std::string> argv_s, env_s;
   std::vector<char*> argv_p, env_p;
@@ -37,10 +55,13 @@ struct ChildPlan {
     int from, to;
   };
   std::vector<Move> moves;
-  int status_w = -1;
   bool close_other_fds = true;
   sigset_t to_default;  // ignored signals that get their default action
   const BeforeExec* before_exec = nullptr;
+  // Written by the child (our memory), read once the clone has returned: the
+  // kernel resumes us only after the child's execve or exit.
+  volatile bool failed = false;
+  ChildFailure failure;
 };
 
 std::vector<char*> pointers_to(std::vector<std::string>& strings) {
@@ -53,9 +74,9 @@ std::vector<char*> pointers_to(std::vector<std::string>& strings) {
 
 // ---- the child side: async-signal-safe calls only, nothing allocated -------------------
 
-[[noreturn]] void report_failure(int status_w, int step, int err, int which) {
-  ChildFailure f{step, err, which};
-  (void)!::write(status_w, &f, sizeof f);
+[[noreturn]] void report_failure(ChildPlan& plan, int step, int err, int which) {
+  plan.failure = ChildFailure{step, err, which};
+  plan.failed = true;
   ::_exit(127);
 }
 
@@ -75,43 +96,96 @@ void reset_signals(const sigset_t& to_default) {
   }
 }
 
-// close_range's CLOEXEC form keeps the status pipe open until execve succeeds.
+// close_range's CLOEXEC form: a failing dup2 or before-exec step still finds them.
 void close_other_fds_at_exec() {
   if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
   for (int fd = STDERR_FILENO + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // kernels before 5.11
 }
 
-[[noreturn]] void exec_child(const ChildPlan& plan) {
+// The child's entry point (clone's fn), on its own stack, in our memory.
+int exec_child(void* arg) {
+  ChildPlan& plan = *static_cast<ChildPlan*>(arg);
   reset_signals(plan.to_default);
   if (plan.close_other_fds) close_other_fds_at_exec();
   // dup2 clears FD_CLOEXEC on the copy: these stay open across execve.
   for (const auto& m : plan.moves)
-    if (::dup2(m.from, m.to) < 0) report_failure(plan.status_w, kRedirectStep, errno, 0);
+    if (::dup2(m.from, m.to) < 0) report_failure(plan, kRedirectStep, errno, 0);
   ExecTarget target{plan.path.c_str(), plan.argv_p.data(), plan.env_p.data(), 0};
   if (plan.before_exec && *plan.before_exec) {
     const int step = (*plan.before_exec)(target);
-    if (step != 0) report_failure(plan.status_w, step, errno, target.which);
+    if (step != 0) report_failure(plan, step, errno, target.which);
   }
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::execve(target.path, target.argv, target.envp);
-  report_failure(plan.status_w, kExecStep, errno, target.which);
+  report_failure(plan, kExecStep, errno, target.which);
 }
 
 // ---- the parent side --------------------------------------------------------------------
 
-// The one fork in the tree. Every signal is blocked across it, so no handler of ours
-// runs in the child before it has set its signals up; `saved` gets our mask.
-pid_t fork_with_signals_blocked(sigset_t& saved) {
-  sigset_t all;
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_BLOCK, &all, &saved);
-  const pid_t pid = ::fork();
+// Every signal is blocked while a child starts, so no handler of ours runs in the
+// child before it has set its signals up. Restored by the destructor.
+class AllSignalsBlocked {
+ public:
+  AllSignalsBlocked() {
+    sigset_t all;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &saved_);
+  }
+  ~AllSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  AllSignalsBlocked(const AllSignalsBlocked&) = delete;
+  AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
+  const sigset_t& saved() const { return saved_; }
+
+ private:
+  sigset_t saved_;
+};
+
+// The child's stack, unmapped when the child no longer uses it (it has exec'd or
+// exited once clone returns).
+class ChildStack {
+ public:
+  explicit ChildStack(const std::string& what) {
+    base_ = ::mmap(nullptr, kChildStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base_ == MAP_FAILED) throw SystemError("map a stack for", what, errno);
+  }
+  ~ChildStack() {
+#ifdef SCHROOT_ASAN
+    // The child's frames never returned: their redzones would outlive the mapping.
+    __asan_unpoison_memory_region(base_, kChildStackSize);
+#endif
+    ::munmap(base_, kChildStackSize);
+  }
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  // Stacks grow down on every architecture Debian builds for.
+  void* top() const { return static_cast<char*>(base_) + kChildStackSize; }
+
+ private:
+  void* base_;
+};
+
+// clone(CLONE_VM | CLONE_VFORK) running exec_child(plan): returns once the child has
+// exec'd or exited, with its pidfd (CLONE_PIDFD; opened after the fact on a kernel
+// without it, while the unreaped pid is still ours).
+pid_t start_child(ChildPlan& plan, UniqueFd& pidfd) {
+  ChildStack stack(plan.path);
+  AllSignalsBlocked blocked;
+  int fd = -1;
+  pid_t pid = ::clone(exec_child, stack.top(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &fd);
+  if (pid < 0 && errno == EINVAL)  // Linux before 5.2
+    pid = ::clone(exec_child, stack.top(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
   const int err = errno;
-  if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid > 0) pidfd = fd >= 0 ? UniqueFd(fd) : open_pidfd(pid);
   errno = err;
   return pid;
+}
+
+// fork_function()'s fork: both processes get our mask back once it is done.
+pid_t fork_with_signals_blocked() {
+  AllSignalsBlocked blocked;
+  return ::fork();
 }
 
 // A close-on-exec copy of `fd` numbered at least `min`.
@@ -254,6 +328,30 @@ ExitStatus to_exit_status(int status) {
   return s;
 }
 
+int child_setgroups(size_t count, const gid_t* groups) {
+#ifdef SYS_setgroups32
+  return static_cast<int>(::syscall(SYS_setgroups32, count, groups));
+#else
+  return static_cast<int>(::syscall(SYS_setgroups, count, groups));
+#endif
+}
+
+int child_setresgid(gid_t rgid, gid_t egid, gid_t sgid) {
+#ifdef SYS_setresgid32
+  return static_cast<int>(::syscall(SYS_setresgid32, rgid, egid, sgid));
+#else
+  return static_cast<int>(::syscall(SYS_setresgid, rgid, egid, sgid));
+#endif
+}
+
+int child_setresuid(uid_t ruid, uid_t euid, uid_t suid) {
+#ifdef SYS_setresuid32
+  return static_cast<int>(::syscall(SYS_setresuid32, ruid, euid, suid));
+#else
+  return static_cast<int>(::syscall(SYS_setresuid, ruid, euid, suid));
+#endif
+}
+
 UniqueFd open_pidfd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
 
 int signal_pidfd(int pidfd, int sig) {
@@ -286,20 +384,12 @@ Child Child::spawn(const Command& cmd) {
   Handover handover(plan, highest_passed_fd(cmd) + 1);
   std::tie(child.out_, child.err_) = hand_over_streams(cmd, plan.path, handover);
   for (const auto& [ours, theirs] : cmd.pass_fds) handover.give(ours, theirs, plan.path);
-  // Close-on-exec: end of file on it means execve succeeded.
-  auto [status_r, status_w] = make_pipe(plan.path);
-  plan.status_w = handover.keep(status_w.get(), plan.path);
-  status_w.reset();
 
-  sigset_t saved;
-  const pid_t pid = fork_with_signals_blocked(saved);
-  if (pid == 0) exec_child(plan);
-  if (pid < 0) throw SystemError("fork for", plan.path, errno);
+  const pid_t pid = start_child(plan, child.pidfd_);
+  if (pid < 0) throw SystemError("clone for", plan.path, errno);
   handover.close_all();
   child.pid_ = pid;
-  // Safe from pid reuse: the pid is ours until we reap it.
-  child.pidfd_ = open_pidfd(pid);
-  child.status_ = std::move(status_r);
+  if (plan.failed) child.failure_ = plan.failure;
   if (cmd.timeout) child.deadline_ = Clock::now() + *cmd.timeout;
   child.kill_grace_ = cmd.kill_grace;
   child.drain_limit_ = cmd.drain_limit;
@@ -307,10 +397,8 @@ Child Child::spawn(const Command& cmd) {
 }
 
 Child Child::fork_function(const std::function<int()>& fn) {
-  sigset_t saved;
-  const pid_t pid = fork_with_signals_blocked(saved);
+  const pid_t pid = fork_with_signals_blocked();
   if (pid == 0) {
-    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
     int rc = 1;
     try {
       rc = fn();
@@ -332,7 +420,6 @@ Child& Child::operator=(Child&& o) noexcept {
   kill_and_reap();
   pid_ = std::exchange(o.pid_, -1);
   pidfd_ = std::move(o.pidfd_);
-  status_ = std::move(o.status_);
   out_ = std::move(o.out_);
   err_ = std::move(o.err_);
   reaped_ = o.reaped_;
@@ -360,7 +447,6 @@ void Child::kill_and_reap() {
 pid_t Child::release() {
   const pid_t pid = std::exchange(pid_, -1);
   pidfd_.reset();
-  status_.reset();
   out_.reset();
   err_.reset();
   return pid;
@@ -372,17 +458,7 @@ bool Child::send_signal(int sig) {
   return ::kill(pid_, sig) == 0;
 }
 
-std::optional<ChildFailure> Child::started() {
-  if (!status_) return failure_;
-  ChildFailure f;
-  ssize_t n;
-  do {
-    n = ::read(status_.get(), &f, sizeof f);
-  } while (n < 0 && errno == EINTR);
-  status_.reset();
-  if (n == static_cast<ssize_t>(sizeof f)) failure_ = f;
-  return failure_;
-}
+std::optional<ChildFailure> Child::started() { return failure_; }
 
 void Child::reap(int options) {
   int status = 0;
@@ -457,7 +533,6 @@ int Child::poll_timeout(const std::optional<Clock::time_point>& wake) const {
 
 ExitStatus Child::wait(const OutputSink& sink) {
   if (pid_ <= 0) throw SystemError("wait for", "a child never started", ECHILD);
-  status_.reset();
   // stderr first, as schroot 1.6 relays a hook's output.
   OutputPipe pipes[2] = {{&err_, STDERR_FILENO}, {&out_, STDOUT_FILENO}};
   std::optional<Clock::time_point> drain_end;

@@ -1,11 +1,13 @@
 // Starting processes, the one way (DESIGN's CommandRunner): everything the child
-// needs is prepared before fork; the child then makes only async-signal-safe calls
-// (signals, descriptors, the caller's before-exec steps) and execs an argv vector,
-// never a shell string. A close-on-exec status pipe tells the parent whether the
-// program runs or where and why the child gave up (step and errno). The parent
-// waits through a pidfd, relays the output of piped streams and enforces a deadline.
-// The same fork also runs a function instead of a program (a copy of us as child:
-// one automatic session per chroot, test helpers).
+// needs is prepared before it starts; the child then makes only async-signal-safe
+// calls (signals, descriptors, the caller's before-exec steps) and execs an argv
+// vector, never a shell string. The child of spawn() shares our memory until it
+// execs (clone with CLONE_VM | CLONE_VFORK, as posix_spawn does): no page table is
+// copied and neither process takes copy-on-write faults, and we resume only once it
+// runs its program or gave up, having written where and why (step and errno) where
+// we read it. The parent waits through a pidfd, relays the output of piped streams
+// and enforces a deadline. fork_function() forks a copy of us that runs a function
+// instead (one automatic session per chroot, test helpers).
 #pragma once
 
 #include <sys/types.h>
@@ -83,9 +85,18 @@ struct ExecTarget {
   int which = 0;
 };
 // Runs in the child after its streams and descriptors are in place, with every
-// signal blocked, just before execve: async-signal-safe calls only, no allocation.
-// Returns 0 to go on, or the number (> 0) of the step that failed, errno set.
+// signal blocked, just before execve: async-signal-safe calls only, no allocation,
+// and no write to memory the parent uses (the child shares it). Credentials change
+// only through the child_set* calls below. Returns 0 to go on, or the number (> 0) of
+// the step that failed, errno set.
 using BeforeExec = std::function<int(ExecTarget&)>;
+
+// Credential changes for before-exec steps, by the raw system calls (the 32-bit id
+// calls where the ABI has both): glibc's set*id wrappers would, in a threaded
+// program, have every thread of ours follow the child's change. 0, or -1 and errno.
+int child_setgroups(size_t count, const gid_t* groups);
+int child_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
+int child_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 
 struct Command {
   std::vector<std::string> argv;  // argv[0] is the name the program sees; not empty
@@ -119,8 +130,9 @@ using OutputSink = std::function<void(int stream, std::string_view data)>;
 // reaps it: no child outlives its owner unnoticed.
 class Child {
  public:
-  // fork + exec as `cmd` says. Throws SystemError when the pipes or the fork fail;
-  // a failure in the child is reported by started().
+  // clone + exec as `cmd` says; returns once the program runs or the child gave
+  // up. Throws SystemError when the pipes or the clone fail; a failure in the child
+  // is reported by started().
   static Child spawn(const Command& cmd);
   // fork; the child runs fn with our signal mask and descriptors and exits with what
   // it returns (1 when an exception escapes it), without flushing stdio buffers.
@@ -134,7 +146,7 @@ class Child {
   ~Child();
 
   pid_t pid() const { return pid_; }
-  // Blocks until the program runs (nullopt) or the child gave up (where and why).
+  // Whether the child gave up before its program ran (where and why); nullopt: it runs.
   std::optional<ChildFailure> started();
   // Waits for the child to exit, relaying piped output to `sink` (dropped without
   // one) as Command::drain_limit says, and enforcing the deadline. Once.
@@ -154,7 +166,7 @@ class Child {
   std::optional<std::chrono::steady_clock::time_point> enforce_deadline();
   int poll_timeout(const std::optional<std::chrono::steady_clock::time_point>& wake) const;
   pid_t pid_ = -1;
-  UniqueFd pidfd_, status_, out_, err_;
+  UniqueFd pidfd_, out_, err_;
   bool reaped_ = false;
   bool timed_out_ = false, term_sent_ = false;
   ExitStatus status_value_;

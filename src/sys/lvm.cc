@@ -183,7 +183,7 @@ class SpawnRunner : public Runner {
     const pid_t parent = ::getpid();
     cmd.before_exec = [parent](ExecTarget&) {
       if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return 1;
-      if (::getppid() != parent) ::raise(SIGTERM);  // we died before the prctl
+      if (::getppid() != parent) ::kill(::getpid(), SIGTERM);  // we died before the prctl
       return 0;
     };
     Output o;

@@ -39,7 +39,10 @@ TestUser::TestUser() {
 }
 
 void TestUser::become() const {
-  if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(99);
+  // Raw calls: this also runs as a before-exec step, in a child sharing our memory.
+  if (sys::child_setgroups(0, nullptr) != 0 || sys::child_setresgid(gid, gid, gid) != 0 ||
+      sys::child_setresuid(uid, uid, uid) != 0)
+    ::_exit(99);
 }
 
 namespace {

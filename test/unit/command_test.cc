@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "src/error.h"
@@ -130,6 +132,46 @@ TEST(Spawner, BeforeExecMaySwitchToAnotherPreparedProgram) {
   };
 
   EXPECT_EQ(run_to_end(cmd).code, 6);
+}
+
+// The child shares our memory until it execs: its credential changes must stay its
+// own. glibc's set*id wrappers would have every thread of ours follow (or hang
+// waiting for threads that are not the child's); the child_set* calls do not.
+TEST(Spawner, ACredentialChangeInTheChildIsTheChildsAlone) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to change credentials";
+  const int groups_before = ::getgroups(0, nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<uid_t> thread_euid{0};
+  std::thread other([&] {
+    while (!stop) {
+      uid_t r, e, s;
+      ::getresuid(&r, &e, &s);
+      if (e != 0) thread_euid = e;
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+  });
+  Command cmd = shell("test \"$(id -u):$(id -g):$(id -G)\" = 65534:65534:65534");
+  cmd.before_exec = [](ExecTarget&) {
+    const gid_t nogroup = 65534;
+    if (child_setgroups(1, &nogroup) != 0) return 1;
+    if (child_setresgid(65534, 65534, 65534) != 0) return 2;
+    if (child_setresuid(65534, 65534, 65534) != 0) return 3;
+    return 0;
+  };
+  const ExitStatus status = run_to_end(cmd);
+  std::this_thread::sleep_for(milliseconds(20));
+  stop = true;
+  other.join();
+
+  EXPECT_TRUE(status.success()) << "the program must run as 65534:65534 with only that group: " << status.describe();
+  uid_t r, e, s;
+  ::getresuid(&r, &e, &s);
+  EXPECT_EQ(r, 0u);
+  EXPECT_EQ(e, 0u);
+  EXPECT_EQ(s, 0u);
+  EXPECT_EQ(thread_euid.load(), 0u) << "another thread of ours changed its credentials";
+  EXPECT_EQ(::getgid(), 0u);
+  EXPECT_EQ(::getgroups(0, nullptr), groups_before) << "our supplementary groups changed";
 }
 
 // ---- exit codes and signals ------------------------------------------------------------
@@ -284,7 +326,7 @@ TEST_F(SpawnerDescriptors, APassedDescriptorIsOpenAtTheNumberAsked) {
   EXPECT_EQ(in_child(cmd, fd_), fd_ == 7 ? "open\n" : "closed\n");
 }
 
-TEST(Spawner, TheStatusPipeIsClosedInTheProgram) {
+TEST(Spawner, TheProgramHasNoDescriptorOfTheSpawners) {
   // Descriptors 0-2 are the only ones the program has.
   Command cmd = shell("ls /proc/self/fd | wc -l");
   cmd.in = Stream::null();
