@@ -24,12 +24,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The root directory of `pid`, opened through the /proc magic link (which needs no
-// path text and works whatever our own root is); empty when the process is gone, a
-// zombie, or not ours to inspect.
+// The root directory of `pid`, through the /proc magic link (which needs no path text
+// and works whatever our own root is): its identity (one statx) or an O_PATH fd;
+// empty when the process is gone, a zombie, or not ours to inspect.
+std::string root_link_of(pid_t pid) { return "/proc/" + std::to_string(pid) + "/root"; }
+
 UniqueFd open_root_of(pid_t pid) {
-  const std::string link = "/proc/" + std::to_string(pid) + "/root";
-  return UniqueFd(::open(link.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  return UniqueFd(::open(root_link_of(pid).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 bool same_dir(const DirIdentity& a, const DirIdentity& b) { return a.dev == b.dev && a.ino == b.ino; }
@@ -58,13 +59,25 @@ bool is_session_root_in_its_namespace(int root, const DirIdentity& root_id, cons
   return there_id && same_root(*there_id, root_id);
 }
 
-bool in_session(pid_t pid, const SessionRoot& s, const DirIdentity& session_id, const DirIdentity& mount_dir_id) {
+// What one scan compares each process's root with.
+struct ScanIds {
+  DirIdentity session, mount_dir, own_root;
+};
+
+bool in_session(pid_t pid, const SessionRoot& s, const ScanIds& ids) {
+  auto first = identity_at(root_link_of(pid));
+  if (!first) return false;
+  if (same_root(*first, ids.session)) return true;
+  // Most processes on a host: rooted at the root directory of our root file system
+  // (in whatever mount namespace), which is never a session's (open_session_root
+  // refuses it), so no ".." of theirs need be walked.
+  if (same_dir(*first, ids.own_root)) return false;
   UniqueFd root = open_root_of(pid);
   if (!root) return false;
-  auto root_id = identity_of(root.get());
+  auto root_id = identity_of(root.get());  // it may have changed root since
   if (!root_id) return false;
-  if (same_root(*root_id, session_id)) return true;
-  return is_session_root_in_its_namespace(root.get(), *root_id, s, mount_dir_id);
+  if (same_root(*root_id, ids.session)) return true;
+  return is_session_root_in_its_namespace(root.get(), *root_id, s, ids.mount_dir);
 }
 
 struct Target {
@@ -118,14 +131,22 @@ bool wait_gone(std::vector<Target>& targets, Clock::time_point deadline) {
 
 }  // namespace
 
-std::optional<DirIdentity> identity_of(int fd) {
+namespace {
+std::optional<DirIdentity> statx_identity(int dirfd, const char* path, int flags) {
   struct statx stx;
-  if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_MNT_ID, &stx) != 0) return std::nullopt;
+  if (::statx(dirfd, path, flags | AT_STATX_DONT_SYNC, STATX_INO | STATX_MNT_ID, &stx) != 0) return std::nullopt;
   DirIdentity id;
   id.dev = ::makedev(stx.stx_dev_major, stx.stx_dev_minor);
   id.ino = static_cast<ino_t>(stx.stx_ino);
   if (stx.stx_mask & STATX_MNT_ID) id.mount_id = stx.stx_mnt_id;
   return id;
+}
+}  // namespace
+
+std::optional<DirIdentity> identity_of(int fd) { return statx_identity(fd, "", AT_EMPTY_PATH); }
+
+std::optional<DirIdentity> identity_at(const std::string& path) {
+  return statx_identity(AT_FDCWD, path.c_str(), 0);
 }
 
 std::optional<SessionRoot> open_session_root(const std::string& mount_location) {
@@ -196,9 +217,9 @@ ProcessTest session_member(const SessionRoot& s) {
   auto session_id = identity_of(s.root.get());
   auto mount_dir_id = identity_of(s.mount_dir.get());
   if (!session_id || !mount_dir_id) throw SystemError("stat", "session root " + s.name, errno);
-  return [&s, session_id = *session_id, mount_dir_id = *mount_dir_id](pid_t pid) {
-    return in_session(pid, s, session_id, mount_dir_id);
-  };
+  auto own_root = identity_at("/");
+  if (!own_root) throw SystemError("stat", "/", errno);
+  return [&s, ids = ScanIds{*session_id, *mount_dir_id, *own_root}](pid_t pid) { return in_session(pid, s, ids); };
 }
 }  // namespace
 

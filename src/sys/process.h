@@ -26,6 +26,8 @@ struct DirIdentity {
 // Read from the inode the kernel already has (AT_STATX_DONT_SYNC): a user's FUSE
 // filesystem is never asked, so it cannot stall a scan. nullopt when fstat fails.
 std::optional<DirIdentity> identity_of(int fd);
+// The same for what `path` leads to, following links (a /proc magic link included).
+std::optional<DirIdentity> identity_at(const std::string& path);
 
 // A session root, opened by the caller from outside the chroot: the run dir's mount
 // directory, the session's name in it (its id) and what our mount namespace has
