@@ -96,7 +96,9 @@ void reset_signals(const sigset_t& to_default) {
   }
 }
 
-// close_range's CLOEXEC form: a failing dup2 or before-exec step still finds them.
+// close_range's CLOEXEC form: the moves' sources and what the before-exec steps use
+// (a mount namespace to join, a root reached through /proc/self/fd) stay open until
+// execve.
 void close_other_fds_at_exec() {
   if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
   for (int fd = STDERR_FILENO + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // kernels before 5.11
@@ -136,7 +138,6 @@ class AllSignalsBlocked {
   ~AllSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
   AllSignalsBlocked(const AllSignalsBlocked&) = delete;
   AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
-  const sigset_t& saved() const { return saved_; }
 
  private:
   sigset_t saved_;
