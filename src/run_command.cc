@@ -13,6 +13,7 @@
 
 #include "src/error.h"
 #include "src/log.h"
+#include "src/sys/blocked_signals.h"
 #include "src/sys/command.h"
 #include "src/text.h"
 
@@ -305,25 +306,6 @@ class ForwardedSignals {
   struct sigaction old_int_ {}, old_term_ {}, old_hup_ {};
 };
 
-// SIGINT, SIGTERM and SIGHUP held from before the fork until the forwarding handlers
-// are in place: the command may signal us at once (`kill $PPID`), and a SIGTERM then
-// would kill schroot and strand the session. The child unblocks them before execve.
-class HeldUntilForwarded {
- public:
-  HeldUntilForwarded() {
-    sigset_t held;
-    ::sigemptyset(&held);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaddset(&held, sig);
-    ::sigprocmask(SIG_BLOCK, &held, &old_);
-  }
-  ~HeldUntilForwarded() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
-  HeldUntilForwarded(const HeldUntilForwarded&) = delete;
-  HeldUntilForwarded& operator=(const HeldUntilForwarded&) = delete;
-
- private:
-  sigset_t old_;
-};
-
 sys::Command command_for(const ChildPlan& plan) {
   sys::Command cmd;
   // The child picks the launch; the last one names the command until it has.
@@ -374,7 +356,10 @@ int run_in_chroot(const RunSpec& spec, char** caller_env) {
   sys::Child child;
   std::optional<ForwardedSignals> forwarded;
   {
-    HeldUntilForwarded held;
+    // Held from before the child starts until the forwarding handlers are in place:
+    // the command may signal us at once (`kill $PPID`), and a SIGTERM then would kill
+    // schroot and strand the session. The child unblocks them before execve.
+    sys::BlockedSignals held{SIGINT, SIGTERM, SIGHUP};
     child = sys::Child::spawn(cmd);
     forwarded.emplace(child.pid());
   }

@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "src/error.h"
+#include "src/sys/blocked_signals.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -126,23 +127,6 @@ int exec_child(void* arg) {
 
 // ---- the parent side --------------------------------------------------------------------
 
-// Every signal is blocked while a child starts, so no handler of ours runs in the
-// child before it has set its signals up. Restored by the destructor.
-class AllSignalsBlocked {
- public:
-  AllSignalsBlocked() {
-    sigset_t all;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_BLOCK, &all, &saved_);
-  }
-  ~AllSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
-  AllSignalsBlocked(const AllSignalsBlocked&) = delete;
-  AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
-
- private:
-  sigset_t saved_;
-};
-
 // The child's stack, unmapped when the child no longer uses it (it has exec'd or
 // exited once clone returns).
 class ChildStack {
@@ -168,15 +152,14 @@ class ChildStack {
 };
 
 // clone(CLONE_VM | CLONE_VFORK) running exec_child(plan): returns once the child has
-// exec'd or exited, with its pidfd (CLONE_PIDFD; opened after the fact on a kernel
-// without it, while the unreaped pid is still ours).
+// exec'd or exited, with its pidfd (CLONE_PIDFD; a kernel before 5.2 ignores the flag
+// and leaves `fd` alone: then opened after the fact, while the unreaped pid is ours).
 pid_t start_child(ChildPlan& plan, UniqueFd& pidfd) {
   ChildStack stack(plan.path);
-  AllSignalsBlocked blocked;
+  // Every signal: no handler of ours runs in the child before it has reset them.
+  BlockedSignals blocked;
   int fd = -1;
-  pid_t pid = ::clone(exec_child, stack.top(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &fd);
-  if (pid < 0 && errno == EINVAL)  // Linux before 5.2
-    pid = ::clone(exec_child, stack.top(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  const pid_t pid = ::clone(exec_child, stack.top(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &fd);
   const int err = errno;
   if (pid > 0) pidfd = fd >= 0 ? UniqueFd(fd) : open_pidfd(pid);
   errno = err;
@@ -185,7 +168,7 @@ pid_t start_child(ChildPlan& plan, UniqueFd& pidfd) {
 
 // fork_function()'s fork: both processes get our mask back once it is done.
 pid_t fork_with_signals_blocked() {
-  AllSignalsBlocked blocked;
+  BlockedSignals blocked;
   return ::fork();
 }
 
