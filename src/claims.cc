@@ -31,15 +31,10 @@ bool holder_is_live(const std::string& claims_dir, const std::string& id,
 }  // namespace
 
 std::vector<Claim> ClaimStore::read(const std::string& chroot) const {
-  std::string text;
-  try {
-    text = sys::read_file(file(chroot));
-  } catch (const SystemError& e) {
-    if (e.code().value() == ENOENT) return {};
-    throw;
-  }
+  const std::optional<std::string> text = sys::read_file_if_exists(file(chroot));
+  if (!text) return {};
   std::vector<Claim> claims;
-  std::istringstream in(text);
+  std::istringstream in(*text);
   std::string mode, session;
   while (in >> mode >> session)
     claims.push_back({mode == "exclusive" ? ClaimMode::kExclusive : ClaimMode::kShared, session});

@@ -503,6 +503,13 @@ std::string read_file(const std::string& path) {
   return read_all(fd.get(), path);
 }
 
+std::optional<std::string> read_file_if_exists(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC));
+  if (!fd && errno == ENOENT) return std::nullopt;
+  if (!fd) throw SystemError("open", path, errno);
+  return read_all(fd.get(), path);
+}
+
 std::string fd_path(int fd) {
   char buf[4096];
   const std::string link = "/proc/self/fd/" + std::to_string(fd);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "src/sys/unique_fd.h"
@@ -54,6 +55,9 @@ bool publish_exclusive(const std::string& path, const std::string& content, mode
 
 // The whole file. Throws SystemError("read", path, errno).
 std::string read_file(const std::string& path);
+// The whole file, or nothing when there is no such file (no exception on the
+// common path: an automatic session's first claim reads a file that is not there).
+std::optional<std::string> read_file_if_exists(const std::string& path);
 // What is left to read from `fd`, up to end of file. Throws SystemError("read", shown, errno).
 std::string read_all(int fd, const std::string& shown);
 

@@ -196,9 +196,20 @@ bool starts_with_nocase(const std::string& s, const std::string& prefix) {
 // (overlayfs: "workdir and upperdir must reside under the same mount"). This reads
 // the records that appeared since construction and start with the filesystem's name;
 // best effort: without /dev/kmsg, there is nothing.
+// The kernel's own memory filesystems report every mount error to the fs context;
+// for them /dev/kmsg is not opened: its open and seek to the end walk the printk
+// ring (~2% of an automatic session, three mounts of which are proc, sysfs...).
+bool reports_to_fs_context_only(const std::string& fstype) {
+  static const char* const kNames[] = {"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup2", "cgroup",
+                                       "ramfs", "binfmt_misc", "hugetlbfs", "tracefs", "debugfs",
+                                       "securityfs", "configfs", "bpf", "pstore", "fusectl", "efivarfs"};
+  return std::any_of(std::begin(kNames), std::end(kNames), [&](const char* n) { return fstype == n; });
+}
+
 class KernelLog {
  public:
   explicit KernelLog(std::string fstype) : fstype_(std::move(fstype)) {
+    if (reports_to_fs_context_only(fstype_)) return;
     fd_.reset(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (fd_ && ::lseek(fd_.get(), 0, SEEK_END) < 0) fd_.reset();
   }

@@ -1,12 +1,14 @@
 #include "src/environment.h"
 
 #include <gtest/gtest.h>
+#include <regex.h>
 #include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "src/chroot_def.h"
+#include "src/config.h"
 #include "src/error.h"
 #include "src/record.h"
 
@@ -74,6 +76,26 @@ TEST(Environment, RemoveMatchingSearchesNamesWithExtendedRegex) {
   env.add({"LD_PRELOAD=/x.so", "LD_LIBRARY_PATH=/l", "OLD_LD_X=1", "IFS=:", "HOME=/h"});
   env.remove_matching(kDefaultFilter);
   EXPECT_EQ(env.to_strings(), (std::vector<std::string>{"HOME=/h", "OLD_LD_X=1"}));
+}
+
+// The default filter is decided without regcomp; every name here must get the
+// regex's answer (a filter one character longer is compiled, and must too).
+TEST(Environment, DefaultFilterAgreesWithItsRegex) {
+  const std::vector<std::string> names = {
+      "BASH_ENV", "CDPATH", "ENV", "HOSTALIASES", "IFS", "KRB5_CONFIG", "KRBCONFDIR", "KRBTKFILE", "KRB_CONF",
+      "LD_", "LD_PRELOAD", "LD_LIBRARY_PATH", "LOCALDOMAIN", "NLSPATH", "PATH_LOCALE", "RES_OPTIONS", "TERMINFO",
+      "TERMINFO_DIRS", "TERMPATH", "", "LD", "L", "XLD_PRELOAD", "ld_preload", "ENVX", "XENV", "IFS2", "TERM",
+      "TERMINFO_DIR", "TERMINFO_DIRSX", "BASH_ENV ", " IFS", "PATH", "HOME", "KRB5_CONFIGX", "LD_\n"};
+  regex_t re;
+  EXPECT_STREQ(kDefaultEnvironmentFilter, kDefaultFilter);
+  ASSERT_EQ(regcomp(&re, kDefaultEnvironmentFilter, REG_EXTENDED | REG_NOSUB), 0);
+  const std::string other = std::string(kDefaultEnvironmentFilter) + "|^$";  // compiled by regcomp
+  for (const auto& n : names) {
+    const bool expected = regexec(&re, n.c_str(), 0, nullptr, 0) == 0;
+    EXPECT_EQ(regex_finds(kDefaultEnvironmentFilter, n), expected) << "name '" << n << "'";
+    EXPECT_EQ(regex_finds(other, n), expected || n.empty()) << "name '" << n << "'";
+  }
+  regfree(&re);
 }
 
 TEST(Environment, EmptyFilterRemovesNothing) {

@@ -1,6 +1,7 @@
 #include "src/hooks.h"
 
 #include <fcntl.h>
+#include <regex.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -108,6 +109,41 @@ TEST(HookNames, LsbFilterVectors) {
   EXPECT_FALSE(hook_name_accepted("10mount.dpkg-dist"));
   EXPECT_FALSE(hook_name_accepted("10mount-dpkg-new"));
   EXPECT_TRUE(hook_name_accepted("_foo-bar"));
+}
+
+// The filter is checked character by character; run-parts states it as regexes. Every
+// name of up to 5 characters over an alphabet that reaches each branch (and a few
+// longer ones) must get the regexes' answer.
+TEST(HookNames, AgreesWithRunPartsRegexesOnEveryShortName) {
+  const char* const kAccept[] = {"^[a-z0-9]+$", "^_?([a-z0-9_.]+-)+[a-z0-9]+$", "^[a-z0-9][a-z0-9-]*$"};
+  regex_t accept[3], reject;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(regcomp(&accept[i], kAccept[i], REG_EXTENDED | REG_NOSUB), 0);
+  ASSERT_EQ(regcomp(&reject, "dpkg-(old|dist|new|tmp|bak|backup|remove)$", REG_EXTENDED | REG_NOSUB), 0);
+  const auto by_regex = [&](const std::string& n) {
+    if (regexec(&reject, n.c_str(), 0, nullptr, 0) == 0) return false;
+    for (auto& re : accept)
+      if (regexec(&re, n.c_str(), 0, nullptr, 0) == 0) return true;
+    return false;
+  };
+  const std::string alphabet = "a0-_.Z~";
+  std::vector<std::string> names = {"", "10mount.dpkg-bak", "x.dpkg-backup", "xdpkg-remove", "dpkg-tmp",
+                                    "a.b-c.d-e", "a-b-", "-a", "a--b", "_-a", "._-9", "15binfmt", "a.dpkg-bakx"};
+  std::vector<std::string> level = {""};
+  for (int len = 1; len <= 5; ++len) {
+    std::vector<std::string> next;
+    for (const auto& prefix : level)
+      for (char c : alphabet) next.push_back(prefix + c);
+    names.insert(names.end(), next.begin(), next.end());
+    level = std::move(next);
+  }
+  int accepted = 0;
+  for (const auto& n : names) {
+    EXPECT_EQ(hook_name_accepted(n), by_regex(n)) << "name '" << n << "'";
+    accepted += by_regex(n);
+  }
+  EXPECT_GT(accepted, 400);  // 485: the alphabet reaches the accepting branches
+  for (auto& re : accept) regfree(&re);
+  regfree(&reject);
 }
 
 // An upgrade from Debian's schroot 1.6 removes its stock hooks with dpkg-maintscript-helper
