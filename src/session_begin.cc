@@ -45,7 +45,7 @@ ChrootDef session_definition(const ChrootSet::Found& found) {
 }
 
 std::string new_session_id(const std::string& chroot) {
-  std::string uuid = sys::read_file("/proc/sys/kernel/random/uuid");
+  std::string uuid = sys::read_sysctl("/proc/sys/kernel/random/uuid");
   while (!uuid.empty() && (uuid.back() == '\n' || uuid.back() == ' ')) uuid.pop_back();
   return chroot + "-" + uuid;
 }

@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -486,11 +487,12 @@ bool publish_exclusive(const std::string& path, const std::string& content, mode
   return true;
 }
 
-std::string read_all(int fd, const std::string& shown) {
+std::string read_all(int fd, const std::string& shown, std::size_t chunk) {
   std::string out;
   char buf[65536];
+  chunk = std::min(chunk, sizeof buf);
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw SystemError("read", shown, errno);
     if (n == 0) return out;
@@ -518,10 +520,19 @@ std::string fd_path(int fd) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+std::string read_sysctl(const std::string& path) {
+  UniqueFd fd = open_path(path, O_RDONLY | O_NOCTTY);
+  return read_all(fd.get(), path, 256);
+}
+
 std::string boot_id() {
-  std::string id = read_file("/proc/sys/kernel/random/boot_id");
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
+  // It never changes while we run.
+  static const std::string cached = [] {
+    std::string id = read_sysctl("/proc/sys/kernel/random/boot_id");
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    return id;
+  }();
+  return cached;
 }
 
 void remove_tree(const std::string& path, const RemoveProgress& progress, std::uint64_t progress_every) {

@@ -58,8 +58,12 @@ std::string read_file(const std::string& path);
 // The whole file, or nothing when there is no such file (no exception on the
 // common path: an automatic session's first claim reads a file that is not there).
 std::optional<std::string> read_file_if_exists(const std::string& path);
-// What is left to read from `fd`, up to end of file. Throws SystemError("read", shown, errno).
-std::string read_all(int fd, const std::string& shown);
+// What is left to read from `fd`, up to end of file, `chunk` bytes a read at most.
+// Throws SystemError("read", shown, errno).
+std::string read_all(int fd, const std::string& shown, std::size_t chunk = 65536);
+// A /proc/sys file, read in small reads: for each read the kernel allocates and zeroes
+// a buffer of the size asked for (64 KiB a read through read_file).
+std::string read_sysctl(const std::string& path);
 
 // What /proc/self/fd/<fd> points to, for messages; "fd <n>" if that cannot be read.
 std::string fd_path(int fd);

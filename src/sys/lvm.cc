@@ -226,7 +226,7 @@ std::string session_tag(const std::string& token) { return std::string(kSessionT
 
 std::string new_token() {
   std::string token;
-  for (char c : read_file("/proc/sys/kernel/random/uuid"))
+  for (char c : read_sysctl("/proc/sys/kernel/random/uuid"))
     if (std::isxdigit(static_cast<unsigned char>(c))) token += c;
   if (token.size() != 32) throw UserError("cannot read a random uuid from /proc/sys/kernel/random/uuid");
   return token;
