@@ -2,12 +2,14 @@
 // lock seen from the command line.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <elf.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <regex>
 
 #include "test/privileged/harness.h"
@@ -56,6 +58,51 @@ TEST_P(Profiles, ShippedProfileGivesAWorkingSessionAndLeavesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shipped, Profiles, ::testing::Values("default", "minimal", "buildd", "sbuild"));
+
+// What the dynamic loader is told about a 64-bit ELF file's relocation read-only area.
+struct Relro {
+  bool segment = false;   // a PT_GNU_RELRO program header: made read-only after relocation
+  bool bind_now = false;  // DT_FLAGS BIND_NOW or DT_FLAGS_1 NOW: every symbol bound at load
+};
+
+template <typename T>
+bool read_at(std::ifstream& in, std::streamoff offset, T& out) {
+  in.seekg(offset);
+  return static_cast<bool>(in.read(reinterpret_cast<char*>(&out), sizeof out));
+}
+
+Relro relro_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  Elf64_Ehdr eh;
+  if (!read_at(in, 0, eh) || std::string(reinterpret_cast<const char*>(eh.e_ident), SELFMAG) != ELFMAG ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64)
+    throw std::runtime_error(path + ": not a 64-bit ELF file");
+  Relro r;
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    if (!read_at(in, static_cast<std::streamoff>(eh.e_phoff + i * eh.e_phentsize), ph))
+      throw std::runtime_error(path + ": truncated program headers");
+    if (ph.p_type == PT_GNU_RELRO) r.segment = true;
+    if (ph.p_type != PT_DYNAMIC) continue;
+    for (Elf64_Xword off = 0; off + sizeof(Elf64_Dyn) <= ph.p_filesz; off += sizeof(Elf64_Dyn)) {
+      Elf64_Dyn d;
+      if (!read_at(in, static_cast<std::streamoff>(ph.p_offset + off), d) || d.d_tag == DT_NULL) break;
+      if (d.d_tag == DT_FLAGS && (d.d_un.d_val & DF_BIND_NOW)) r.bind_now = true;
+      if (d.d_tag == DT_FLAGS_1 && (d.d_un.d_val & DF_1_NOW)) r.bind_now = true;
+      if (d.d_tag == DT_BIND_NOW) r.bind_now = true;
+    }
+  }
+  return r;
+}
+
+// schroot is installed setuid root: full RELRO leaves a memory bug no writable GOT
+// to redirect (configure adds -z relro -z now; Debian's package also gets them from
+// hardening=+all). An upstream build once had neither BIND_NOW nor a full RELRO.
+TEST(SetuidBinary, IsLinkedWithFullRelro) {
+  const Relro r = relro_of(SCHROOT_UNDER_TEST);
+  EXPECT_TRUE(r.segment) << SCHROOT_UNDER_TEST << ": no PT_GNU_RELRO segment (link with -z relro)";
+  EXPECT_TRUE(r.bind_now) << SCHROOT_UNDER_TEST << ": symbols bound lazily, the GOT stays writable (link with -z now)";
+}
 
 // A setuid copy of the binary run by an unprivileged user, as an installed schroot is.
 class Access : public ::testing::Test {
